@@ -1,0 +1,88 @@
+/** Time enters the host only through a Clock (milliseconds since the Unix epoch). */
+export interface Clock {
+  now(): number;
+  readonly kind: 'system' | 'manual';
+}
+
+export class SystemClock implements Clock {
+  readonly kind = 'system' as const;
+  now(): number {
+    return Date.now();
+  }
+}
+
+/** A clock that moves only when told: the basis of every time-dependent test. */
+export class ManualClock implements Clock {
+  readonly kind = 'manual' as const;
+  private t: number;
+
+  constructor(start: number | Date = Date.UTC(2026, 0, 1)) {
+    this.t = typeof start === 'number' ? start : start.getTime();
+  }
+
+  now(): number {
+    return this.t;
+  }
+
+  set(t: number | Date): void {
+    this.t = typeof t === 'number' ? t : t.getTime();
+  }
+
+  advance(ms: number): number {
+    if (!Number.isFinite(ms)) throw new RangeError(`cannot advance by ${ms}`);
+    this.t += ms;
+    return this.t;
+  }
+}
+
+export const MINUTE = 60_000;
+export const HOUR = 60 * MINUTE;
+export const DAY = 24 * HOUR;
+
+export type DurationInput = number | string | { days?: number; hours?: number; minutes?: number; ms?: number };
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: MINUTE, h: HOUR, d: DAY, w: 7 * DAY };
+
+/**
+ * Durations as users write them: `30s`, `120m`, `4h`, `7d`, `1w`, `1500ms`, a bare number of
+ * milliseconds, or `{ days, hours, minutes, ms }`. Compound strings like `1d12h` are accepted.
+ */
+export function parseDuration(d: DurationInput): number {
+  if (typeof d === 'number') {
+    if (!Number.isFinite(d)) throw new RangeError(`bad duration ${d}`);
+    return d;
+  }
+  if (typeof d === 'object' && d !== null) {
+    const v = (d.days ?? 0) * DAY + (d.hours ?? 0) * HOUR + (d.minutes ?? 0) * MINUTE + (d.ms ?? 0);
+    if (!Number.isFinite(v)) throw new RangeError('bad duration object');
+    return v;
+  }
+  const s = String(d).trim();
+  if (/^-?\d+(\.\d+)?$/.test(s)) return Number(s);
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/gy;
+  let total = 0;
+  let m: RegExpExecArray | null;
+  let consumed = 0;
+  // biome-ignore lint/suspicious/noAssignInExpressions: a sticky-regex scan
+  while ((m = re.exec(s)) !== null) {
+    total += Number(m[1]) * UNITS[m[2]!]!;
+    consumed = re.lastIndex;
+  }
+  if (consumed !== s.length || s.length === 0) {
+    throw new RangeError(`bad duration "${s}" (use e.g. 30s, 120m, 4h, 7d)`);
+  }
+  return total;
+}
+
+export function formatDuration(ms: number): string {
+  for (const [u, f] of [
+    ['w', 7 * DAY],
+    ['d', DAY],
+    ['h', HOUR],
+    ['m', MINUTE],
+    ['s', 1000],
+  ] as const) {
+    if (ms !== 0 && ms % f === 0) return `${ms / f}${u}`;
+  }
+  return `${ms}ms`;
+}

@@ -1,0 +1,40 @@
+import type { KmsVersion, NdrSyntax } from '../kms/messages.js';
+import type { Guid } from '../wire/guid.js';
+
+/**
+ * One activation request as the host saw and answered it: the fields of a genuine host's event
+ * 12290 (spec f.7) plus what kmslab adds (application, KMS id, protocol, count, ePID, decision).
+ */
+export interface ActivationEvent {
+  type: 'activation';
+  seq: number;
+  time: number;
+  connectionId: number;
+  peer: string;
+  // 12290 fields
+  hresult: number;
+  requiredCount: number;
+  workstation: string;
+  cmid: Guid;
+  clientTime: string;
+  vm: boolean;
+  licenseStatus: number;
+  bindingExpiration: number;
+  skuId: Guid;
+  // kmslab additions
+  previousCmid: Guid;
+  applicationId: Guid;
+  kmsId: Guid;
+  productName: string | null;
+  protocol: KmsVersion;
+  ndr: NdrSyntax;
+  count: number;
+  epid: string;
+  /** The client would activate: count ≥ RequiredClientCount and no error. The decision is the client's. */
+  wouldActivate: boolean;
+  /** Why: 'activated', 'count-insufficient' (the client will report 0xC004F038), or the refusal. */
+  decision: 'activated' | 'count-insufficient' | 'refused';
+  reason: string;
+  /** Injected fault that shaped this answer, if any. */
+  fault: string | null;
+}

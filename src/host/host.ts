@@ -1,0 +1,165 @@
+import type { Catalog } from '../catalog/products.js';
+import { HResult } from '../kms/hresult.js';
+import type { KmsRequestBody, KmsResponseBody, KmsVersion, NdrSyntax } from '../kms/messages.js';
+import { fileTimeToIso, fileTimeToMs } from '../wire/filetime.js';
+import { type Guid, NIL_GUID } from '../wire/guid.js';
+import type { ActivationEvent } from './events.js';
+import { epidFor, type HostIdentity } from './identity.js';
+import type { HostPolicy } from './policy.js';
+import { CountPool, type PoolClient } from './pool.js';
+
+/**
+ * The host's decision for one request, sans-io: `handle(state, request, meta)` with the time in
+ * `meta.now`. It never refuses for a low count (spec f.4): it answers and records whether the client
+ * would activate.
+ */
+export interface HostState {
+  readonly catalog: Catalog;
+  policy: HostPolicy;
+  identity: HostIdentity;
+  /** One pool per application id (spec f.1). */
+  readonly pools: Map<Guid, CountPool>;
+  seq: number;
+  totals: { requests: number; byResult: Record<string, number> };
+}
+
+export function createHostState(catalog: Catalog, policy: HostPolicy, identity: HostIdentity): HostState {
+  const pools = new Map<Guid, CountPool>();
+  for (const app of catalog.applications) pools.set(app.id, new CountPool(app.id, app.cacheSize));
+  return { catalog, policy, identity, pools, seq: 0, totals: { requests: 0, byResult: {} } };
+}
+
+export interface RequestMeta {
+  now: number;
+  peer: string;
+  connectionId: number;
+  protocol: KmsVersion;
+  ndr: NdrSyntax;
+}
+
+/** Changes the store must persist for this request. */
+export interface PoolChange {
+  upsert: (PoolClient & { applicationId: Guid })[];
+  remove: { applicationId: Guid; cmid: Guid }[];
+}
+
+export interface Override {
+  /** Name of the injected fault, for the event. */
+  name: string;
+  hresult?: number;
+  count?: number;
+}
+
+export interface HandleResult {
+  hresult: number;
+  /** The response body to encrypt; null when an error HRESULT is answered. */
+  body: KmsResponseBody | null;
+  event: ActivationEvent;
+  change: PoolChange;
+}
+
+function refusal(state: HostState, req: KmsRequestBody, now: number): { hresult: number; reason: string } | null {
+  const { policy, catalog } = state;
+  if (req.requiredClientCount > policy.maxRequiredCount) {
+    return { hresult: HResult.INVALID_DATA, reason: `RequiredClientCount ${req.requiredClientCount} over ${policy.maxRequiredCount}` };
+  }
+  const kms = catalog.kmsId(req.kmsId);
+  const app = catalog.application(req.applicationId);
+  if (policy.refuseUnknown && (!kms || !app)) {
+    return { hresult: HResult.KMS_ID_MISMATCH, reason: kms ? 'unknown application id' : 'unknown KMS id' };
+  }
+  if (policy.refuseRetail && kms && (kms.isRetail || kms.isPreview)) {
+    return { hresult: HResult.KMS_ID_MISMATCH, reason: `${kms.isRetail ? 'retail' : 'preview'} product group ${kms.name}` };
+  }
+  if (policy.refuseMismatch && kms && kms.applicationId !== req.applicationId) {
+    return { hresult: HResult.KMS_ID_MISMATCH, reason: `KMS id ${kms.name} does not belong to application ${req.applicationId}` };
+  }
+  if (policy.maxClockSkewMs !== null) {
+    const skew = Math.abs(fileTimeToMs(req.clientTime) - now);
+    if (!(skew <= policy.maxClockSkewMs)) {
+      return { hresult: HResult.TIME_SKEW, reason: `client clock off by ${Math.round(skew / 1000)} s` };
+    }
+  }
+  return null;
+}
+
+/** The pool a request counts in: its application's, or Windows' for an unknown one (spec f.3). */
+export function poolFor(state: HostState, applicationId: Guid): CountPool {
+  return state.pools.get(applicationId) ?? state.pools.get(state.catalog.applications[0]!.id)!;
+}
+
+export function handle(state: HostState, req: KmsRequestBody, meta: RequestMeta, override?: Override): HandleResult {
+  const { catalog, policy } = state;
+  const change: PoolChange = { upsert: [], remove: [] };
+  const kms = catalog.kmsId(req.kmsId);
+  const sku = catalog.sku(req.skuId);
+  const epid = epidFor(state.identity, catalog, req.kmsId, req.applicationId);
+  let hresult: number = HResult.S_OK;
+  let reason = '';
+  let count = 0;
+  let body: KmsResponseBody | null = null;
+
+  const refused = override?.hresult !== undefined ? { hresult: override.hresult, reason: `fault ${override.name}` } : refusal(state, req, meta.now);
+  if (refused && refused.hresult !== HResult.S_OK) {
+    hresult = refused.hresult;
+    reason = refused.reason;
+  } else {
+    const pool = poolFor(state, req.applicationId);
+    if (policy.dedupePreviousCmid && req.previousCmid !== NIL_GUID && req.previousCmid !== req.cmid) {
+      if (pool.remove(req.previousCmid)) change.remove.push({ applicationId: pool.applicationId, cmid: req.previousCmid });
+    }
+    const t = pool.touch(req.cmid, meta.now, { workstation: req.workstation, skuId: req.skuId, kmsId: req.kmsId });
+    for (const c of [...t.expired, ...t.evicted]) change.remove.push({ applicationId: pool.applicationId, cmid: c.cmid });
+    change.upsert.push({ ...t.client, applicationId: pool.applicationId });
+    count = override?.count ?? t.count;
+    body = {
+      minorVersion: req.minorVersion,
+      majorVersion: req.majorVersion,
+      epid,
+      cmid: req.cmid,
+      clientTime: req.clientTime,
+      currentCount: count,
+      activationInterval: policy.activationInterval,
+      renewalInterval: policy.renewalInterval,
+    };
+  }
+  const wouldActivate = hresult === HResult.S_OK && count >= req.requiredClientCount;
+  const decision = hresult !== HResult.S_OK ? 'refused' : wouldActivate ? 'activated' : 'count-insufficient';
+  if (!reason) {
+    reason = wouldActivate
+      ? `count ${count} ≥ required ${req.requiredClientCount}`
+      : `count ${count} < required ${req.requiredClientCount}: the client reports 0xC004F038 and retries in ${policy.activationInterval} min`;
+  }
+  state.seq += 1;
+  state.totals.requests += 1;
+  state.totals.byResult[decision] = (state.totals.byResult[decision] ?? 0) + 1;
+  const event: ActivationEvent = {
+    type: 'activation',
+    seq: state.seq,
+    time: meta.now,
+    connectionId: meta.connectionId,
+    peer: meta.peer,
+    hresult,
+    requiredCount: req.requiredClientCount,
+    workstation: req.workstation,
+    cmid: req.cmid,
+    clientTime: fileTimeToIso(req.clientTime),
+    vm: req.vmInfo !== 0,
+    licenseStatus: req.licenseStatus,
+    bindingExpiration: req.bindingExpiration,
+    skuId: req.skuId,
+    previousCmid: req.previousCmid,
+    applicationId: req.applicationId,
+    kmsId: req.kmsId,
+    productName: sku?.name ?? kms?.name ?? null,
+    protocol: meta.protocol,
+    ndr: meta.ndr,
+    count,
+    epid: hresult === HResult.S_OK ? epid : '',
+    wouldActivate,
+    decision,
+    reason,
+    fault: override?.name ?? null,
+  };
+  return { hresult, body, event, change };
+}

@@ -1,0 +1,244 @@
+import { type Catalog, defaultCatalog } from '../catalog/products.js';
+import { decodeRequest, encodeResponse, type Tamper } from '../kms/envelope.js';
+import { HResult } from '../kms/hresult.js';
+import type { KmsRequestBody, KmsVersion, NdrSyntax } from '../kms/messages.js';
+import { unwrapRequestStub, wrapErrorStub, wrapResponseStub } from '../kms/stub.js';
+import type { HistoryRecord, Store } from '../store/store.js';
+import { isProtocolError, type ProtocolError } from '../wire/errors.js';
+import type { Guid } from '../wire/guid.js';
+import type { Clock } from './clock.js';
+import type { ActivationEvent } from './events.js';
+import { createHostState, handle, type HostState, poolFor } from './host.js';
+import { createIdentity, type HostIdentity, type IdentityOptions } from './identity.js';
+import { type HostPolicy, resolvePolicy } from './policy.js';
+import { CMID_RETENTION_MS } from './pool.js';
+import type { Random } from './random.js';
+
+/** NCA status for a stub that contradicts its own length fields (spec a.9). */
+export const NCA_S_FAULT_NDR = 0x000006f7;
+
+/** What an injected fault does to one KMS call (matched by the harness). */
+export interface CallFault {
+  name: string;
+  hresult?: number;
+  count?: number;
+  tamper?: Tamper;
+  wrongCmid?: boolean;
+  wrongTime?: boolean;
+  /** Answer an RPC fault PDU with this status instead of a response. */
+  rpcFault?: number;
+}
+
+export interface CallInfo {
+  peer: string;
+  connectionId: number;
+  protocol: KmsVersion;
+  ndr: NdrSyntax;
+}
+
+export type FaultHook = (req: KmsRequestBody, info: CallInfo) => CallFault | null;
+
+export type CallOutcome =
+  | { kind: 'response'; stub: Uint8Array; event: ActivationEvent | null; error: ProtocolError | null }
+  | { kind: 'fault'; status: number; event: ActivationEvent | null; error: ProtocolError | null };
+
+export interface KmsServiceOptions {
+  clock: Clock;
+  random: Random;
+  store: Store;
+  catalog?: Catalog;
+  policy?: Partial<HostPolicy>;
+  identity?: IdentityOptions;
+}
+
+const META_IDENTITY = 'identity';
+const META_CLOCK = 'manualClock';
+
+/**
+ * The host as a service: bytes of a KMS call in, bytes of the answer out, with the pools kept in
+ * memory and every change committed to the store before the answer leaves. Time comes from the
+ * injected clock and randomness from the injected generator only.
+ */
+export class KmsService {
+  readonly state: HostState;
+  readonly clock: Clock;
+  readonly store: Store;
+  private readonly responseRandom: Random;
+  private readonly listeners = new Set<(e: ActivationEvent) => void>();
+  private nth = 0;
+
+  constructor(opts: KmsServiceOptions) {
+    this.clock = opts.clock;
+    this.store = opts.store;
+    const catalog = opts.catalog ?? defaultCatalog();
+    const snapshot = this.store.load();
+    let identity: HostIdentity;
+    const saved = snapshot.meta[META_IDENTITY];
+    if (saved && !opts.identity?.epids && !opts.identity?.hwid) {
+      const j = JSON.parse(saved) as { epids: Record<string, string>; hwid: string; hostBuild: number; lcid: number };
+      identity = { epids: j.epids, hwid: new Uint8Array(Buffer.from(j.hwid, 'hex')), hostBuild: j.hostBuild, lcid: j.lcid };
+    } else {
+      identity = createIdentity(catalog, opts.random.fork('identity'), this.clock.now(), opts.identity);
+      if (saved) {
+        const j = JSON.parse(saved) as { epids: Record<string, string> };
+        // Keep stored ePIDs for pools the options do not override.
+        for (const [k, v] of Object.entries(j.epids)) if (!opts.identity?.epids?.[k]) identity.epids[k] = v;
+      }
+      this.store.setMeta(
+        META_IDENTITY,
+        JSON.stringify({ ...identity, hwid: Buffer.from(identity.hwid).toString('hex') }),
+      );
+    }
+    this.state = createHostState(catalog, resolvePolicy(opts.policy), identity);
+    for (const e of snapshot.pools) {
+      const pool = this.state.pools.get(e.applicationId);
+      if (pool) pool.restore(e);
+    }
+    const clockMeta = snapshot.meta[META_CLOCK];
+    if (clockMeta && this.clock.kind === 'manual' && 'set' in this.clock) {
+      (this.clock as unknown as { set(t: number): void }).set(Number(clockMeta));
+    }
+    this.state.seq = this.store.historyCount();
+    this.responseRandom = opts.random.fork('responses');
+  }
+
+  onEvent(fn: (e: ActivationEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Persists the manual clock so a restart resumes at the same virtual time. */
+  saveClock(): void {
+    if (this.clock.kind === 'manual') this.store.setMeta(META_CLOCK, String(this.clock.now()));
+  }
+
+  /** One RequestActivation call: NDR stub in, NDR stub (or an RPC fault status) out. */
+  handleCall(stub: Uint8Array, ndr: NdrSyntax, conn: { peer: string; connectionId: number }, faults?: FaultHook): CallOutcome {
+    let message: Uint8Array;
+    try {
+      message = unwrapRequestStub(stub, ndr);
+    } catch (e) {
+      if (!isProtocolError(e)) throw e;
+      return { kind: 'fault', status: NCA_S_FAULT_NDR, event: null, error: e };
+    }
+    let decoded: ReturnType<typeof decodeRequest>;
+    try {
+      decoded = decodeRequest(message, { lenient: this.state.policy.lenient });
+    } catch (e) {
+      if (!isProtocolError(e)) throw e;
+      // Undecodable or unsupported KMS message: a normal response carrying 0x8007000D (spec c.0, f.5).
+      return { kind: 'response', stub: wrapErrorStub(HResult.INVALID_DATA, ndr), event: null, error: e };
+    }
+    const info: CallInfo = { ...conn, protocol: decoded.version, ndr };
+    this.nth += 1;
+    const fault = faults?.(decoded.body, info) ?? null;
+    const now = this.clock.now();
+    const result = handle(this.state, decoded.body, { now, ...info }, fault ? { name: fault.name, hresult: fault.hresult, count: fault.count } : undefined);
+    const history: HistoryRecord = {
+      time: now,
+      connectionId: conn.connectionId,
+      peer: conn.peer,
+      cmid: result.event.cmid,
+      previousCmid: result.event.previousCmid,
+      applicationId: result.event.applicationId,
+      skuId: result.event.skuId,
+      kmsId: result.event.kmsId,
+      requiredCount: result.event.requiredCount,
+      count: result.event.count,
+      wouldActivate: result.event.wouldActivate,
+      hresult: result.hresult,
+      protocol: decoded.version,
+      ndr,
+      workstation: result.event.workstation,
+      epid: result.event.epid,
+      licenseStatus: result.event.licenseStatus,
+      vm: result.event.vm,
+      ...(fault ? { fault: fault.name } : {}),
+    };
+    const meta = this.clock.kind === 'manual' ? { [META_CLOCK]: String(now) } : undefined;
+    const seq = this.store.commit({ upsert: result.change.upsert, remove: result.change.remove, history, ...(meta ? { meta } : {}) });
+    result.event.seq = seq;
+    this.state.seq = seq;
+    for (const fn of this.listeners) fn(result.event);
+    if (fault?.rpcFault !== undefined) {
+      return { kind: 'fault', status: fault.rpcFault, event: result.event, error: null };
+    }
+    if (!result.body) {
+      return { kind: 'response', stub: wrapErrorStub(result.hresult, ndr), event: result.event, error: null };
+    }
+    const body = { ...result.body };
+    if (fault?.wrongCmid) body.cmid = flipGuid(body.cmid);
+    if (fault?.wrongTime) body.clientTime = body.clientTime + 10_000_000n;
+    const message2 = encodeResponse(decoded, body, {
+      random: (n) => this.responseRandom.bytes(n),
+      hwid: this.state.identity.hwid,
+      tamper: fault?.tamper ?? null,
+    });
+    return { kind: 'response', stub: wrapResponseStub(message2, ndr), event: result.event, error: null };
+  }
+
+  /** Per pool: count, capacity, which thresholds the count meets. */
+  status() {
+    const now = this.clock.now();
+    const { catalog } = this.state;
+    return {
+      time: new Date(now).toISOString(),
+      clock: this.clock.kind,
+      pools: catalog.applications.map((app) => {
+        const count = this.state.pools.get(app.id)!.countAt(now);
+        const thresholds = [...new Set(catalog.kmsIds.filter((k) => k.applicationId === app.id).map((k) => k.nPolicy))].sort((a, b) => a - b);
+        return {
+          applicationId: app.id,
+          name: app.name,
+          count,
+          capacity: app.cacheSize,
+          thresholds: thresholds.map((t) => ({ requiredCount: t, met: count >= t })),
+        };
+      }),
+      epids: { ...this.state.identity.epids },
+      hwid: Buffer.from(this.state.identity.hwid).toString('hex').toUpperCase(),
+      requests: { total: this.state.totals.requests, byResult: { ...this.state.totals.byResult } },
+      policy: { ...this.state.policy },
+    };
+  }
+
+  /** Every live CMID with last seen and expiry. */
+  clients() {
+    const now = this.clock.now();
+    const out = [];
+    for (const [appId, pool] of this.state.pools) {
+      for (const c of pool.list(now)) {
+        out.push({
+          applicationId: appId,
+          cmid: c.cmid,
+          workstation: c.workstation,
+          skuId: c.skuId,
+          kmsId: c.kmsId,
+          firstSeen: new Date(c.firstSeen).toISOString(),
+          lastSeen: new Date(c.lastSeen).toISOString(),
+          expires: new Date(c.lastSeen + CMID_RETENTION_MS).toISOString(),
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Count a request for this application would see now (without counting anyone). */
+  countFor(applicationId: Guid): number {
+    return poolFor(this.state, applicationId).countAt(this.clock.now());
+  }
+
+  /** Empties pools and history; identity stays. */
+  reset(): void {
+    for (const pool of this.state.pools.values()) pool.clear();
+    this.state.totals = { requests: 0, byResult: {} };
+    this.state.seq = 0;
+    this.store.reset();
+    this.saveClock();
+  }
+}
+
+function flipGuid(g: Guid): Guid {
+  // Flip the last byte: a different, still well-formed CMID.
+  return g.slice(0, -2) + (Number.parseInt(g.slice(-2), 16) ^ 0xff).toString(16).padStart(2, '0');
+}

@@ -1,0 +1,101 @@
+import { ProtocolError } from '../wire/errors.js';
+import { readGuid, writeGuid } from '../wire/guid.js';
+import { Reader } from '../wire/reader.js';
+import { decodeUtf16z, encodeUtf16, encodeUtf16Fixed } from '../wire/utf16.js';
+import type { Writer } from '../wire/writer.js';
+import type { KmsRequestBody, KmsResponseBody } from './messages.js';
+
+export const BASE_REQUEST_SIZE = 236;
+export const WORKSTATION_UNITS = 64;
+/** PIDSize is at most 128 bytes: 64 UTF-16 units including the NUL (spec c.2). */
+export const MAX_PID_SIZE = 128;
+
+/** Spec c.1. Reads exactly 236 bytes at `at`. */
+export function decodeRequestBody(b: Uint8Array, at = 0): KmsRequestBody {
+  const r = new Reader(b, at, at + BASE_REQUEST_SIZE);
+  r.need(BASE_REQUEST_SIZE, 'BaseRequest');
+  return {
+    minorVersion: r.u16('MinorVer'),
+    majorVersion: r.u16('MajorVer'),
+    vmInfo: r.u32('VMInfo'),
+    licenseStatus: r.u32('LicenseStatus'),
+    bindingExpiration: r.u32('BindingExpiration'),
+    applicationId: readGuid(r, 'ApplicationId'),
+    skuId: readGuid(r, 'ActivationId'),
+    kmsId: readGuid(r, 'KmsCountedId'),
+    cmid: readGuid(r, 'ClientMachineId'),
+    requiredClientCount: r.u32('RequiredClientCount'),
+    clientTime: r.u64('ClientTime'),
+    previousCmid: readGuid(r, 'PreviousClientMachineId'),
+    // Informational; UTF-16LE up to the first NUL, at most 64 units (spec f.8 step 6).
+    workstation: decodeUtf16z(r.bytesView(WORKSTATION_UNITS * 2, 'WorkstationName'), WORKSTATION_UNITS),
+  };
+}
+
+export function writeRequestBody(w: Writer, q: KmsRequestBody): void {
+  w.u16(q.minorVersion)
+    .u16(q.majorVersion)
+    .u32(q.vmInfo)
+    .u32(q.licenseStatus)
+    .u32(q.bindingExpiration);
+  writeGuid(w, q.applicationId);
+  writeGuid(w, q.skuId);
+  writeGuid(w, q.kmsId);
+  writeGuid(w, q.cmid);
+  w.u32(q.requiredClientCount).u64(q.clientTime);
+  writeGuid(w, q.previousCmid);
+  w.raw(encodeUtf16Fixed(q.workstation, WORKSTATION_UNITS, 'WorkstationName'));
+}
+
+export function pidSize(epid: string): number {
+  return 2 * (epid.length + 1);
+}
+
+export function responseBodyLength(epid: string): number {
+  return 44 + pidSize(epid);
+}
+
+/** Spec c.2. */
+export function writeResponseBody(w: Writer, s: KmsResponseBody): void {
+  const size = pidSize(s.epid);
+  if (size > MAX_PID_SIZE) {
+    throw new ProtocolError('BAD_EPID', `ePID of ${s.epid.length} characters does not fit in 128 bytes`);
+  }
+  w.u16(s.minorVersion).u16(s.majorVersion).u32(size).raw(encodeUtf16(s.epid)).u16(0);
+  writeGuid(w, s.cmid);
+  w.u64(s.clientTime).u32(s.currentCount).u32(s.activationInterval).u32(s.renewalInterval);
+}
+
+/**
+ * Spec c.2, client side: PIDSize bounded (even, ≤ 128, within the bytes), the last unit NUL and no
+ * earlier one. Returns the body and the offset just past it.
+ */
+export function decodeResponseBody(b: Uint8Array, at: number, end: number): { body: KmsResponseBody; end: number } {
+  const r = new Reader(b, at, end);
+  const minorVersion = r.u16('MinorVer');
+  const majorVersion = r.u16('MajorVer');
+  const size = r.u32('PIDSize');
+  if (size < 2 || size > MAX_PID_SIZE || size % 2 !== 0) {
+    throw new ProtocolError('BAD_EPID', `PIDSize ${size} outside 2..128 or odd`, { field: 'PIDSize' });
+  }
+  const pid = r.bytesView(size, 'KmsPID');
+  const units = size / 2;
+  for (let i = 0; i < units; i++) {
+    const isNul = pid[2 * i] === 0 && pid[2 * i + 1] === 0;
+    if (isNul !== (i === units - 1)) {
+      throw new ProtocolError('BAD_EPID', 'ePID must be NUL-terminated exactly at PIDSize', { field: 'KmsPID' });
+    }
+  }
+  const epid = decodeUtf16z(pid);
+  const body: KmsResponseBody = {
+    minorVersion,
+    majorVersion,
+    epid,
+    cmid: readGuid(r, 'ClientMachineId'),
+    clientTime: r.u64('ClientTime'),
+    currentCount: r.u32('CurrentCount'),
+    activationInterval: r.u32('VLActivationInterval'),
+    renewalInterval: r.u32('VLRenewalInterval'),
+  };
+  return { body, end: r.offset };
+}

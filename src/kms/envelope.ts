@@ -1,0 +1,343 @@
+import { cbcDecrypt, cbcEncrypt, pkcs7Pad } from '../crypto/cbc.js';
+import { V5_SCHEDULE, V6_SCHEDULE } from '../crypto/keys.js';
+import { v4Mac } from '../crypto/v4-mac.js';
+import { sha256, v6Hmac } from '../crypto/v6-hmac.js';
+import { ProtocolError } from '../wire/errors.js';
+import { Writer } from '../wire/writer.js';
+import {
+  BASE_REQUEST_SIZE,
+  decodeRequestBody,
+  decodeResponseBody,
+  responseBodyLength,
+  writeRequestBody,
+  writeResponseBody,
+} from './body.js';
+import type {
+  DecodedRequest,
+  KmsRequestBody,
+  KmsResponseBody,
+  KmsVersion,
+  RequestContext,
+  VerifiedResponse,
+} from './messages.js';
+
+/**
+ * KMS message envelopes V4, V5 and V6 (spec c, d), both directions. Pure functions: the caller
+ * supplies random bytes, so a seeded generator gives byte-identical answers.
+ */
+
+export const V4_REQUEST_SIZE = BASE_REQUEST_SIZE + 16; // 252
+export const V5_REQUEST_SIZE = 4 + 16 + 240; // 260, V6 the same
+const ZERO_IV = new Uint8Array(16);
+const PAD4 = 0x04;
+
+export type RandomBytes = (n: number) => Uint8Array;
+
+/** Deliberate damage for fault injection; a correct host never sets it. */
+export type Tamper = 'mac' | 'ciphertext' | null;
+
+function versionOf(message: Uint8Array): { minor: number; major: number } {
+  if (message.length < 4) {
+    throw new ProtocolError('BAD_MESSAGE', `KMS message of ${message.length} bytes has no version`, {
+      field: 'Version',
+      needed: 4,
+      available: message.length,
+    });
+  }
+  return { minor: message[0]! | (message[1]! << 8), major: message[2]! | (message[3]! << 8) };
+}
+
+/** Spec c.0: dispatch on MajorVer; MinorVer must be 0. */
+export function messageVersion(message: Uint8Array): KmsVersion {
+  const { minor, major } = versionOf(message);
+  if (minor !== 0 || (major !== 4 && major !== 5 && major !== 6)) {
+    throw new ProtocolError('UNSUPPORTED_VERSION', `KMS protocol ${major}.${minor} is not supported`, {
+      field: 'Version',
+    });
+  }
+  return major;
+}
+
+function short(message: Uint8Array, need: number, what: string): never {
+  throw new ProtocolError('BAD_MESSAGE', `${what} needs ${need} bytes, got ${message.length}`, {
+    field: what,
+    needed: need,
+    available: message.length,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host side
+
+export interface DecodeRequestOptions {
+  /** Accept a bad V4 MAC or a bad V5/V6 pad instead of throwing (spec f.8 "lenient mode"). */
+  lenient?: boolean;
+}
+
+/**
+ * Decodes and checks a request message (spec c.3, c.4). Longer messages are accepted and the excess
+ * ignored, as genuine hosts do for buggy clients (spec b.1).
+ */
+export function decodeRequest(message: Uint8Array, opts: DecodeRequestOptions = {}): DecodedRequest {
+  const version = messageVersion(message);
+  if (version === 4) {
+    if (message.length < V4_REQUEST_SIZE) short(message, V4_REQUEST_SIZE, 'V4 request');
+    const base = message.subarray(0, BASE_REQUEST_SIZE);
+    const mac = v4Mac(base);
+    const integrityOk = equalBytes(mac, message.subarray(BASE_REQUEST_SIZE, V4_REQUEST_SIZE));
+    if (!integrityOk && !opts.lenient) throw new ProtocolError('BAD_MAC', 'V4 request MAC does not match');
+    return { version, body: decodeRequestBody(base), q: null, iv: null, integrityOk };
+  }
+  if (message.length < V5_REQUEST_SIZE) short(message, V5_REQUEST_SIZE, `V${version} request`);
+  const schedule = version === 5 ? V5_SCHEDULE : V6_SCHEDULE;
+  // Zero-IV view (spec c.4): plaintext = Q ‖ BaseRequest ‖ 04 04 04 04.
+  const plain = cbcDecrypt(schedule, ZERO_IV, message.subarray(4, V5_REQUEST_SIZE));
+  const integrityOk =
+    plain[252] === PAD4 && plain[253] === PAD4 && plain[254] === PAD4 && plain[255] === PAD4;
+  if (!integrityOk && !opts.lenient) {
+    throw new ProtocolError('BAD_PADDING', `V${version} request does not decrypt to a 04 04 04 04 pad`);
+  }
+  const body = decodeRequestBody(plain, 16);
+  if (body.majorVersion !== version || body.minorVersion !== 0) {
+    // The encrypted copy of the version must agree with the clear one.
+    if (!opts.lenient) {
+      throw new ProtocolError('BAD_MESSAGE', 'encrypted version differs from the clear version', {
+        field: 'Version',
+      });
+    }
+  }
+  return {
+    version,
+    body,
+    q: plain.slice(0, 16),
+    iv: message.slice(4, 20),
+    integrityOk,
+  };
+}
+
+export interface EncodeResponseOptions {
+  /** 16 fresh bytes per call for Rand2 (V5, V6) and R (V6). */
+  random: RandomBytes;
+  /** V6 host hardware id, 8 bytes (spec e.3). */
+  hwid: Uint8Array;
+  tamper?: Tamper;
+}
+
+export function encodeResponse(
+  req: DecodedRequest,
+  body: KmsResponseBody,
+  opts: EncodeResponseOptions,
+): Uint8Array {
+  if (req.version === 4) return encodeV4Response(body, opts.tamper ?? null);
+  return encodeV56Response(req.version, req.q!, body, opts);
+}
+
+function encodeV4Response(body: KmsResponseBody, tamper: Tamper): Uint8Array {
+  const n = responseBodyLength(body.epid);
+  const w = new Writer(n + 16);
+  writeResponseBody(w, body);
+  const mac = v4Mac(w.bytes.subarray(0, n));
+  if (tamper) mac[0]! ^= 0x01;
+  return w.raw(mac).finish();
+}
+
+function encodeV56Response(
+  version: 5 | 6,
+  q: Uint8Array,
+  body: KmsResponseBody,
+  opts: EncodeResponseOptions,
+): Uint8Array {
+  const bodyLen = responseBodyLength(body.epid);
+  const plainLen = version === 5 ? 16 + bodyLen + 48 : 16 + bodyLen + 48 + 8 + 16 + 16;
+  const w = new Writer(plainLen);
+  // First block: Q for V5 (so the wire IV equals the request's), fresh R for V6 (spec c.5, c.6).
+  w.raw(version === 5 ? q : opts.random(16));
+  writeResponseBody(w, body);
+  const rand2 = opts.random(16);
+  const xored = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) xored[i] = rand2[i]! ^ q[i]!;
+  w.raw(xored).raw(sha256(rand2));
+  if (opts.tamper === 'mac' && version === 5) w.bytes[w.offset - 1]! ^= 0x01;
+  if (version === 6) {
+    if (opts.hwid.length !== 8) throw new RangeError('HwId must be 8 bytes');
+    w.raw(opts.hwid).raw(q);
+    const mac = v6Hmac(body.clientTime, w.bytes.subarray(0, w.offset));
+    if (opts.tamper === 'mac') mac[0]! ^= 0x01;
+    w.raw(mac);
+  }
+  const plain = pkcs7Pad(w.finish());
+  const cipher = cbcEncrypt(version === 5 ? V5_SCHEDULE : V6_SCHEDULE, ZERO_IV, plain);
+  if (opts.tamper === 'ciphertext') cipher[cipher.length - 20]! ^= 0x01;
+  const out = new Uint8Array(4 + cipher.length);
+  out[0] = body.minorVersion & 0xff;
+  out[1] = body.minorVersion >>> 8;
+  out[2] = body.majorVersion & 0xff;
+  out[3] = body.majorVersion >>> 8;
+  out.set(cipher, 4);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client side
+
+export interface EncodeRequestOptions {
+  /** Needed for V5/V6: the 16-byte clear-text IV. */
+  random?: RandomBytes;
+}
+
+/** Builds a request message; `body.majorVersion` chooses the protocol. */
+export function encodeRequest(
+  body: KmsRequestBody,
+  opts: EncodeRequestOptions = {},
+): { message: Uint8Array; context: RequestContext } {
+  const version = body.majorVersion;
+  if (version !== 4 && version !== 5 && version !== 6) {
+    // Still encodable (to test hosts with odd versions) as a V6-shaped message.
+    return encodeV56Request(body, 6, opts);
+  }
+  if (version === 4) {
+    const w = new Writer(V4_REQUEST_SIZE);
+    writeRequestBody(w, body);
+    w.raw(v4Mac(w.bytes.subarray(0, BASE_REQUEST_SIZE)));
+    return {
+      message: w.finish(),
+      context: { version, minorVersion: body.minorVersion, cmid: body.cmid, clientTime: body.clientTime, iv: null, q: null },
+    };
+  }
+  return encodeV56Request(body, version, opts);
+}
+
+function encodeV56Request(
+  body: KmsRequestBody,
+  cipherVersion: 5 | 6,
+  opts: EncodeRequestOptions,
+): { message: Uint8Array; context: RequestContext } {
+  if (!opts.random) throw new RangeError('V5/V6 requests need a random source for the IV');
+  const iv = opts.random(16);
+  const w = new Writer(BASE_REQUEST_SIZE);
+  writeRequestBody(w, body);
+  const plain = pkcs7Pad(w.finish()); // 236 + 4 × 0x04
+  const schedule = cipherVersion === 5 ? V5_SCHEDULE : V6_SCHEDULE;
+  const cipher = cbcEncrypt(schedule, iv, plain);
+  const message = new Uint8Array(V5_REQUEST_SIZE);
+  message[0] = body.minorVersion & 0xff;
+  message[1] = body.minorVersion >>> 8;
+  message[2] = body.majorVersion & 0xff;
+  message[3] = body.majorVersion >>> 8;
+  message.set(iv, 4);
+  message.set(cipher, 20);
+  // Q is what the host will see as the first zero-IV plaintext block: D(IV) (spec glossary).
+  const q = cbcDecrypt(schedule, ZERO_IV, iv);
+  return {
+    message,
+    context: {
+      version: body.majorVersion as KmsVersion,
+      minorVersion: body.minorVersion,
+      cmid: body.cmid,
+      clientTime: body.clientTime,
+      iv,
+      q,
+    },
+  };
+}
+
+/**
+ * Decodes a response message and runs every check a careful client runs (spec c.2–c.6): version
+ * echo, MAC / hash / HMAC, IV rules, padding, CMID and time echo, ePID bounds. Throws ProtocolError
+ * with BAD_MAC, BAD_ECHO, BAD_PADDING, BAD_EPID or BAD_MESSAGE on the first failure.
+ */
+export function verifyResponse(message: Uint8Array, ctx: RequestContext): VerifiedResponse {
+  const { minor, major } = versionOf(message);
+  if (major !== ctx.version || minor !== ctx.minorVersion) {
+    throw new ProtocolError('BAD_ECHO', `response version ${major}.${minor} differs from the request's`, {
+      field: 'Version',
+    });
+  }
+  let result: VerifiedResponse;
+  if (ctx.version === 4) {
+    if (message.length < 4 + 4 + 2 + 16) short(message, 26, 'V4 response');
+    const { body, end } = decodeResponseBody(message, 0, message.length);
+    if (message.length < end + 16) short(message, end + 16, 'V4 response MAC');
+    const mac = v4Mac(message.subarray(0, end));
+    if (!equalBytes(mac, message.subarray(end, end + 16))) {
+      throw new ProtocolError('BAD_MAC', 'V4 response MAC does not match', { field: 'MAC', offset: end });
+    }
+    result = { version: 4, body, hwid: null, hmacSlot: null };
+  } else {
+    result = verifyV56(message, ctx);
+  }
+  const b = result.body;
+  if (b.majorVersion !== ctx.version || b.minorVersion !== ctx.minorVersion) {
+    throw new ProtocolError('BAD_ECHO', 'encrypted response version differs from the request', {
+      field: 'Version',
+    });
+  }
+  if (b.cmid !== ctx.cmid) {
+    throw new ProtocolError('BAD_ECHO', `response echoes CMID ${b.cmid}, request had ${ctx.cmid}`, {
+      field: 'ClientMachineId',
+    });
+  }
+  if (b.clientTime !== ctx.clientTime) {
+    throw new ProtocolError('BAD_ECHO', 'response does not echo the request time stamp', { field: 'ClientTime' });
+  }
+  return result;
+}
+
+function verifyV56(message: Uint8Array, ctx: RequestContext): VerifiedResponse {
+  const version = ctx.version as 5 | 6;
+  const cipherLen = message.length - 4;
+  if (cipherLen < 32 || cipherLen % 16 !== 0) {
+    throw new ProtocolError('BAD_MESSAGE', `V${version} response ciphertext of ${cipherLen} bytes`, {
+      field: 'ciphertext',
+    });
+  }
+  const respIv = message.subarray(4, 20);
+  const sameIv = equalBytes(respIv, ctx.iv!);
+  if (version === 5 && !sameIv) {
+    throw new ProtocolError('BAD_ECHO', 'V5 response IV differs from the request IV', { field: 'IV' });
+  }
+  if (version === 6 && sameIv) {
+    throw new ProtocolError('BAD_ECHO', 'V6 response IV equals the request IV', { field: 'IV' });
+  }
+  const schedule = version === 5 ? V5_SCHEDULE : V6_SCHEDULE;
+  const padded = cbcDecrypt(schedule, ZERO_IV, message.subarray(4));
+  const pad = padded[padded.length - 1]!;
+  if (pad < 1 || pad > 16) throw new ProtocolError('BAD_PADDING', `PKCS#7 pad byte ${pad}`);
+  for (let i = padded.length - pad; i < padded.length; i++) {
+    if (padded[i] !== pad) throw new ProtocolError('BAD_PADDING', 'PKCS#7 pad bytes differ');
+  }
+  const plainLen = padded.length - pad;
+  const { body, end } = decodeResponseBody(padded, 16, plainLen);
+  const tailNeed = version === 5 ? 48 : 48 + 8 + 16 + 16;
+  if (plainLen !== end + tailNeed) {
+    throw new ProtocolError('BAD_MESSAGE', `V${version} response plaintext has ${plainLen - end} trailing bytes`, {
+      field: 'RandomXoredIVs',
+      needed: tailNeed,
+      available: plainLen - end,
+    });
+  }
+  const q = ctx.q!;
+  const rand2 = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) rand2[i] = padded[end + i]! ^ q[i]!;
+  if (!equalBytes(sha256(rand2), padded.subarray(end + 16, end + 48))) {
+    throw new ProtocolError('BAD_MAC', 'SHA-256 of the random value does not match', { field: 'Hash' });
+  }
+  if (version === 5) return { version, body, hwid: null, hmacSlot: null };
+  const hwid = padded.slice(end + 48, end + 56);
+  if (!equalBytes(padded.subarray(end + 56, end + 72), q)) {
+    throw new ProtocolError('BAD_ECHO', 'V6 XoredIVs differ from the decrypted request IV', { field: 'XoredIVs' });
+  }
+  const macInput = padded.subarray(0, end + 72);
+  const got = padded.subarray(end + 72, end + 88);
+  for (const k of [0, -1, 1]) {
+    if (equalBytes(v6Hmac(ctx.clientTime, macInput, k), got)) return { version, body, hwid, hmacSlot: k };
+  }
+  throw new ProtocolError('BAD_MAC', 'V6 HMAC does not match any time slot', { field: 'HMAC' });
+}
+
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
+  return d === 0;
+}
