@@ -34,12 +34,13 @@ export interface Sku {
 }
 
 export interface Csvlk {
-  id: Guid;
+  id: Guid | null;
   name: string;
-  groupId: number;
-  minKeyId: number;
-  maxKeyId: number;
-  releaseDate: string;
+  /** null where the public tables do not give them. */
+  groupId: number | null;
+  minKeyId: number | null;
+  maxKeyId: number | null;
+  releaseDate: string | null;
   epidPool: string | null;
   activatesKmsIds: Guid[];
 }
@@ -169,12 +170,12 @@ export function buildCatalog(data: unknown): Catalog {
       bad(`${w}.activatesKmsIds`);
     }
     return {
-      id: guid(c, 'id', w),
+      id: c['id'] === null ? null : guid(c, 'id', w),
       name: str(c, 'name', w),
-      groupId: num(c, 'groupId', w),
-      minKeyId: num(c, 'minKeyId', w),
-      maxKeyId: num(c, 'maxKeyId', w),
-      releaseDate: str(c, 'releaseDate', w),
+      groupId: c['groupId'] === null ? null : num(c, 'groupId', w),
+      minKeyId: c['minKeyId'] === null ? null : num(c, 'minKeyId', w),
+      maxKeyId: c['maxKeyId'] === null ? null : num(c, 'maxKeyId', w),
+      releaseDate: typeof c['releaseDate'] === 'string' ? c['releaseDate'] : null,
       epidPool: typeof c['epidPool'] === 'string' ? c['epidPool'] : null,
       activatesKmsIds: acts as Guid[],
     };

@@ -1,0 +1,14 @@
+import { Command } from 'commander';
+import { registerServe } from './serve.js';
+
+/** The `kmslab` command line: one thin file per command. */
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('kmslab')
+    .description('kmslab: a deterministic, observable lab emulator of a Microsoft KMS host, with a client emulator')
+    .version('0.1.0');
+  registerServe(program);
+  return program;
+}
+

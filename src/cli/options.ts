@@ -1,0 +1,53 @@
+import { readFileSync } from 'node:fs';
+import { parseDuration } from '../host/clock.js';
+import type { ListenAddress } from '../server/tcp.js';
+
+/** Parses HOST:PORT, [v6]:PORT, HOST (default port) or :PORT. */
+export function parseHostPort(s: string, defaultPort = 1688, defaultHost = '127.0.0.1'): ListenAddress {
+  const t = s.trim();
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(t);
+  if (v6) return { host: v6[1]!, port: port(v6[2], defaultPort, s) };
+  const colons = t.split(':').length - 1;
+  if (colons > 1) return { host: t, port: defaultPort }; // bare IPv6 literal
+  const [host, p] = t.split(':');
+  return { host: host || defaultHost, port: port(p, defaultPort, s) };
+}
+
+function port(p: string | undefined, d: number, whole: string): number {
+  if (p === undefined || p === '') return d;
+  const n = Number(p);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new RangeError(`bad port in "${whole}"`);
+  return n;
+}
+
+export function formatHostPort(a: ListenAddress): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+/** Minutes from a duration like `120m`, `2h`, `7d` (a bare number means minutes, as on a genuine host). */
+export function parseMinutes(s: string | number): number {
+  const ms = typeof s === 'number' || /^\d+$/.test(String(s).trim()) ? Number(s) * 60_000 : parseDuration(String(s));
+  const minutes = Math.floor(ms / 60_000);
+  if (minutes < 1) throw new RangeError(`interval "${s}" is under one minute`);
+  return minutes;
+}
+
+export function parseIntStrict(s: string | number, what: string, min = 0): number {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < min) throw new RangeError(`${what} must be an integer ≥ ${min}, got "${s}"`);
+  return n;
+}
+
+/** Reads a JSON (or YAML, by extension) config file whose keys are the flags' camelCase names. */
+export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
+  const text = readFileSync(path, 'utf8');
+  if (/\.ya?ml$/i.test(path)) {
+    const { parse } = await import('yaml');
+    return (parse(text) ?? {}) as Record<string, unknown>;
+  }
+  return JSON.parse(text) as Record<string, unknown>;
+}

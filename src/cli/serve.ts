@@ -1,0 +1,151 @@
+import type { Command } from 'commander';
+import pino from 'pino';
+import { parseDuration } from '../host/clock.js';
+import { parseHwid } from '../host/identity.js';
+import { GENUINE_MAX_SKEW_MS, type HostPolicy } from '../host/policy.js';
+import { type HostRuntime, type HostRuntimeOptions, startHostRuntime } from '../server/runtime.js';
+import { DEFAULT_STORE_PATH } from '../store/store.js';
+import { formatHostPort, isLoopback, parseHostPort, parseIntStrict, parseMinutes, readConfigFile } from './options.js';
+import { prettyStream } from './pretty.js';
+
+/** `kmslab serve`: flags and config-file keys are the same (camelCase of the flag). */
+export interface ServeConfig {
+  listen?: string[];
+  store?: string;
+  durability?: 'normal' | 'full';
+  clock?: 'system' | 'manual';
+  seed?: string | number;
+  control?: string;
+  logLevel?: string;
+  pretty?: boolean;
+  epid?: string[];
+  hwid?: string;
+  hostBuild?: number | string;
+  lcid?: number | string;
+  refuseUnknown?: boolean;
+  refuseRetail?: boolean;
+  refuseMismatch?: boolean;
+  maxClockSkew?: string | boolean;
+  lenient?: boolean;
+  activationInterval?: string | number;
+  renewalInterval?: string | number;
+  idleTimeout?: string | number;
+  maxConnections?: string | number;
+  maxPduSize?: string | number;
+  ndr64?: boolean;
+  btfn?: boolean;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+export function buildRuntimeOptions(c: ServeConfig): HostRuntimeOptions {
+  const policy: Partial<HostPolicy> = {};
+  if (c.refuseUnknown) policy.refuseUnknown = true;
+  if (c.refuseRetail) policy.refuseRetail = true;
+  if (c.refuseMismatch) policy.refuseMismatch = true;
+  if (c.lenient) policy.lenient = true;
+  if (c.maxClockSkew !== undefined && c.maxClockSkew !== false) {
+    policy.maxClockSkewMs = c.maxClockSkew === true ? GENUINE_MAX_SKEW_MS : parseDuration(c.maxClockSkew);
+  }
+  if (c.activationInterval !== undefined) policy.activationInterval = parseMinutes(c.activationInterval);
+  if (c.renewalInterval !== undefined) policy.renewalInterval = parseMinutes(c.renewalInterval);
+  const epids: Record<string, string> = {};
+  for (const e of c.epid ?? []) {
+    const i = e.indexOf('=');
+    if (i < 1) throw new RangeError(`--epid wants GROUP=EPID (e.g. Windows=03612-00206-...), got "${e}"`);
+    epids[e.slice(0, i)] = e.slice(i + 1);
+  }
+  const opts: HostRuntimeOptions = {
+    listen: (c.listen && c.listen.length > 0 ? c.listen : ['127.0.0.1:1688']).map((l) => parseHostPort(l)),
+    store: c.store === undefined ? DEFAULT_STORE_PATH : c.store,
+    durability: c.durability ?? 'normal',
+    clock: c.clock ?? 'system',
+    policy,
+    identity: {
+      ...(Object.keys(epids).length > 0 ? { epids } : {}),
+      ...(c.hwid ? { hwid: parseHwid(c.hwid) } : {}),
+      ...(c.hostBuild !== undefined ? { hostBuild: parseIntStrict(c.hostBuild, 'hostBuild', 1) } : {}),
+      ...(c.lcid !== undefined ? { lcid: parseIntStrict(c.lcid, 'lcid', 1) } : {}),
+    },
+    profile: { ndr64: c.ndr64 !== false, btfn: c.btfn !== false },
+    limits: {
+      ...(c.idleTimeout !== undefined ? { idleTimeoutMs: parseDuration(c.idleTimeout) } : {}),
+      ...(c.maxConnections !== undefined ? { maxConnections: parseIntStrict(c.maxConnections, 'maxConnections', 1) } : {}),
+      ...(c.maxPduSize !== undefined ? { maxPduSize: parseIntStrict(c.maxPduSize, 'maxPduSize', 16) } : {}),
+    },
+  };
+  if (c.seed !== undefined) opts.seed = c.seed;
+  if (c.control) opts.control = parseHostPort(c.control, 8688);
+  return opts;
+}
+
+export function registerServe(program: Command, onStarted?: (rt: HostRuntime) => void): void {
+  program
+    .command('serve')
+    .description('run a KMS host (TCP 1688) with real CMID counting, 30-day decay and a persistent store')
+    .option('--listen <host:port>', 'address to listen on; repeat for more (default 127.0.0.1:1688, loopback only)', collect)
+    .option('--store <path|memory>', `SQLite store file, or "memory" (default ${DEFAULT_STORE_PATH})`)
+    .option('--durability <normal|full>', 'SQLite synchronous mode: normal survives process crashes, full also power loss')
+    .option('--clock <system|manual>', 'time source; manual moves only through the control API')
+    .option('--seed <n>', 'seed for ePIDs, HwId and random values (deterministic runs)')
+    .option('--control <host:port>', 'serve the HTTP control API here (loopback by default)')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
+    .option('--pretty', 'human-readable logs instead of JSON lines')
+    .option('--config <file>', 'JSON (or YAML) file whose keys are these flags in camelCase')
+    .option('--epid <group=epid>', 'set the ePID of a CSVLK group (Windows, Office2010, Office2013, Office2016, Office2019, WinChinaGov)', collect)
+    .option('--hwid <hex16>', 'host hardware id sent in V6 responses (16 hex digits)')
+    .option('--host-build <n>', 'host OS build used in generated ePIDs (default 17763)')
+    .option('--lcid <n>', 'host language id used in generated ePIDs (default 1033)')
+    .option('--refuse-unknown', 'answer 0xC004F042 to unknown KMS ids and application ids')
+    .option('--refuse-retail', 'answer 0xC004F042 to retail and preview product groups')
+    .option('--refuse-mismatch', 'answer 0xC004F042 when the application id does not match the KMS id')
+    .option('--max-clock-skew [duration]', 'answer 0xC004F06C when the client clock is off by more (4h if no value)')
+    .option('--lenient', 'accept a bad V4 MAC or V5/V6 padding instead of answering 0x8007000D')
+    .option('--activation-interval <duration>', 'VLActivationInterval sent to clients (default 120m)')
+    .option('--renewal-interval <duration>', 'VLRenewalInterval sent to clients (default 7d)')
+    .option('--idle-timeout <duration>', 'close connections idle this long (default 30s)')
+    .option('--max-connections <n>', 'concurrent connections; more are refused (default 1024)')
+    .option('--max-pdu-size <bytes>', 'largest PDU accepted (default 5840)')
+    .option('--no-ndr64', 'act as a Vista/7-era host that does not use NDR64')
+    .option('--no-btfn', 'refuse bind-time feature negotiation')
+    .action(async (flags: ServeConfig & { config?: string }) => {
+      const file = flags.config ? await readConfigFile(flags.config) : {};
+      const c: ServeConfig = { ...(file as ServeConfig), ...stripUndefined(flags) };
+      const level = c.logLevel ?? 'info';
+      const logger = c.pretty || (flags.pretty === undefined && process.stderr.isTTY && !file['pretty'])
+        ? pino({ level }, prettyStream())
+        : pino({ level });
+      const opts = buildRuntimeOptions(c);
+      opts.logger = logger;
+      const rt = await startHostRuntime(opts);
+      const where = rt.addresses.map(formatHostPort).join(', ');
+      const loopbackOnly = rt.addresses.every((a) => isLoopback(a.host));
+      logger.info(
+        {
+          listen: rt.addresses.map(formatHostPort),
+          store: rt.store.path ?? 'memory',
+          clock: rt.clock.kind,
+          seed: rt.seed,
+          control: rt.control ? formatHostPort(rt.control.address) : null,
+          epids: rt.service.state.identity.epids,
+        },
+        `kmslab KMS host (a lab emulator) listening on ${where}${loopbackOnly ? ' — loopback only; use --listen 0.0.0.0:1688 to serve other machines' : ''}`,
+      );
+      onStarted?.(rt);
+      let stopping = false;
+      const stop = async (sig: string) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal: sig }, 'shutting down: no new connections, finishing in-flight calls, closing the store');
+        await rt.close();
+        logger.flush?.();
+        process.exitCode = 0;
+      };
+      process.once('SIGINT', () => void stop('SIGINT'));
+      process.once('SIGTERM', () => void stop('SIGTERM'));
+    });
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([k, v]) => v !== undefined && k !== 'config')) as Partial<T>;
+}

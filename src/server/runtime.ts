@@ -1,0 +1,122 @@
+import { randomBytes } from 'node:crypto';
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino, { type Logger } from 'pino';
+import { type Catalog, defaultCatalog } from '../catalog/products.js';
+import { type Clock, ManualClock, SystemClock } from '../host/clock.js';
+import type { IdentityOptions } from '../host/identity.js';
+import type { HostPolicy } from '../host/policy.js';
+import { SeededRandom } from '../host/random.js';
+import { KmsService } from '../host/service.js';
+import { openStore, type Store } from '../store/store.js';
+import { createControlApi } from './control-api.js';
+import { KmsServer, type ListenAddress, type ServerHooks, type ServerLimits } from './tcp.js';
+
+/** Everything that makes one running host: store, service, TCP listeners, optional control API. */
+export interface HostRuntimeOptions {
+  listen?: ListenAddress[];
+  /** 'memory', a file path, or an opened Store. */
+  store?: 'memory' | string | Store;
+  durability?: 'normal' | 'full';
+  clock?: 'system' | 'manual' | Clock;
+  /** Seed for ePIDs, HwId, assoc groups and response random values; random when absent. */
+  seed?: number | string;
+  catalog?: Catalog;
+  policy?: Partial<HostPolicy>;
+  identity?: IdentityOptions;
+  profile?: { ndr64: boolean; btfn: boolean };
+  limits?: Partial<ServerLimits>;
+  hooks?: ServerHooks;
+  control?: ListenAddress;
+  logger?: Logger;
+  /** Extra control routes (faults, metrics, dashboard). */
+  extraRoutes?: Parameters<typeof createControlApi>[0]['extraRoutes'];
+  healthCheck?: (addr: ListenAddress) => Promise<Record<string, unknown>>;
+}
+
+export interface HostRuntime {
+  service: KmsService;
+  server: KmsServer;
+  clock: Clock;
+  store: Store;
+  logger: Logger;
+  seed: string;
+  addresses: ListenAddress[];
+  control: { server: http.Server; address: ListenAddress } | null;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_LISTEN: ListenAddress = { host: '127.0.0.1', port: 1688 };
+
+export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<HostRuntime> {
+  const logger = opts.logger ?? pino({ level: 'silent' });
+  const seed = String(opts.seed ?? randomBytes(6).readUIntBE(0, 6));
+  const random = new SeededRandom(seed);
+  const clock: Clock =
+    opts.clock === 'manual' ? new ManualClock() : opts.clock === 'system' || opts.clock === undefined ? new SystemClock() : opts.clock;
+  const store =
+    typeof opts.store === 'object' ? opts.store : openStore(opts.store ?? 'memory', { durability: opts.durability ?? 'normal' });
+  const service = new KmsService({
+    clock,
+    random: random.fork('host'),
+    store,
+    catalog: opts.catalog ?? defaultCatalog(),
+    policy: opts.policy,
+    identity: opts.identity,
+  });
+  const server = new KmsServer({
+    listen: opts.listen ?? [DEFAULT_LISTEN],
+    service,
+    logger,
+    random: random.fork('rpc'),
+    profile: opts.profile,
+    limits: opts.limits,
+    hooks: opts.hooks,
+  });
+  let addresses: ListenAddress[];
+  try {
+    addresses = await server.start();
+  } catch (e) {
+    store.close();
+    throw e;
+  }
+  let control: HostRuntime['control'] = null;
+  if (opts.control) {
+    const first = addresses[0]!;
+    const api = createControlApi({
+      service,
+      logger,
+      extraRoutes: opts.extraRoutes,
+      healthCheck: () =>
+        opts.healthCheck ? opts.healthCheck(first) : Promise.resolve({ note: 'no health check configured' }),
+    });
+    await new Promise<void>((resolve, reject) => {
+      api.once('error', reject);
+      api.listen(opts.control!.port, opts.control!.host, () => resolve());
+    });
+    const a = api.address() as AddressInfo;
+    control = { server: api, address: { host: a.address, port: a.port } };
+  }
+  let closed = false;
+  return {
+    service,
+    server,
+    clock,
+    store,
+    logger,
+    seed,
+    addresses,
+    control,
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (control) {
+        control.server.closeAllConnections?.();
+        await new Promise<void>((r) => control!.server.close(() => r()));
+      }
+      await server.close();
+      service.saveClock();
+      store.close();
+    },
+  };
+}
