@@ -6,9 +6,10 @@ export function buildProgram(): Command {
   const program = new Command();
   program
     .name('kmslab')
-    .description('kmslab: a deterministic, observable lab emulator of a Microsoft KMS host, with a client emulator')
+    .description(
+      'kmslab: a deterministic, observable lab emulator of a Microsoft KMS host, with a client emulator',
+    )
     .version('0.1.0');
   registerServe(program);
   return program;
 }
-

@@ -30,7 +30,8 @@ export function isLoopback(host: string): boolean {
 
 /** Minutes from a duration like `120m`, `2h`, `7d` (a bare number means minutes, as on a genuine host). */
 export function parseMinutes(s: string | number): number {
-  const ms = typeof s === 'number' || /^\d+$/.test(String(s).trim()) ? Number(s) * 60_000 : parseDuration(String(s));
+  const ms =
+    typeof s === 'number' || /^\d+$/.test(String(s).trim()) ? Number(s) * 60_000 : parseDuration(String(s));
   const minutes = Math.floor(ms / 60_000);
   if (minutes < 1) throw new RangeError(`interval "${s}" is under one minute`);
   return minutes;
@@ -38,7 +39,8 @@ export function parseMinutes(s: string | number): number {
 
 export function parseIntStrict(s: string | number, what: string, min = 0): number {
   const n = Number(s);
-  if (!Number.isInteger(n) || n < min) throw new RangeError(`${what} must be an integer ≥ ${min}, got "${s}"`);
+  if (!Number.isInteger(n) || n < min)
+    throw new RangeError(`${what} must be an integer ≥ ${min}, got "${s}"`);
   return n;
 }
 

@@ -1,7 +1,14 @@
 import { Writable } from 'node:stream';
 
 /** A small human formatter for pino's JSON lines (`--pretty`), without another dependency. */
-const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 'ERROR', 60: 'FATAL' };
+const LEVELS: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO ',
+  40: 'WARN ',
+  50: 'ERROR',
+  60: 'FATAL',
+};
 const SKIP = new Set(['level', 'time', 'msg', 'pid', 'hostname', 'type']);
 
 export function prettyStream(out: NodeJS.WritableStream = process.stderr): Writable {
@@ -16,7 +23,9 @@ export function prettyStream(out: NodeJS.WritableStream = process.stderr): Writa
             .filter(([k, v]) => !SKIP.has(k) && v !== '' && v !== null)
             .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
             .join(' ');
-          out.write(`${t} ${LEVELS[Number(o['level'])] ?? o['level']} ${o['msg'] ?? ''}${rest ? `  ${rest}` : ''}\n`);
+          out.write(
+            `${t} ${LEVELS[Number(o['level'])] ?? o['level']} ${o['msg'] ?? ''}${rest ? `  ${rest}` : ''}\n`,
+          );
         } catch {
           out.write(`${line}\n`);
         }

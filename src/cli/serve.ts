@@ -5,7 +5,14 @@ import { parseHwid } from '../host/identity.js';
 import { GENUINE_MAX_SKEW_MS, type HostPolicy } from '../host/policy.js';
 import { type HostRuntime, type HostRuntimeOptions, startHostRuntime } from '../server/runtime.js';
 import { DEFAULT_STORE_PATH } from '../store/store.js';
-import { formatHostPort, isLoopback, parseHostPort, parseIntStrict, parseMinutes, readConfigFile } from './options.js';
+import {
+  formatHostPort,
+  isLoopback,
+  parseHostPort,
+  parseIntStrict,
+  parseMinutes,
+  readConfigFile,
+} from './options.js';
 import { prettyStream } from './pretty.js';
 
 /** `kmslab serve`: flags and config-file keys are the same (camelCase of the flag). */
@@ -70,7 +77,9 @@ export function buildRuntimeOptions(c: ServeConfig): HostRuntimeOptions {
     profile: { ndr64: c.ndr64 !== false, btfn: c.btfn !== false },
     limits: {
       ...(c.idleTimeout !== undefined ? { idleTimeoutMs: parseDuration(c.idleTimeout) } : {}),
-      ...(c.maxConnections !== undefined ? { maxConnections: parseIntStrict(c.maxConnections, 'maxConnections', 1) } : {}),
+      ...(c.maxConnections !== undefined
+        ? { maxConnections: parseIntStrict(c.maxConnections, 'maxConnections', 1) }
+        : {}),
       ...(c.maxPduSize !== undefined ? { maxPduSize: parseIntStrict(c.maxPduSize, 'maxPduSize', 16) } : {}),
     },
   };
@@ -83,23 +92,37 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
   program
     .command('serve')
     .description('run a KMS host (TCP 1688) with real CMID counting, 30-day decay and a persistent store')
-    .option('--listen <host:port>', 'address to listen on; repeat for more (default 127.0.0.1:1688, loopback only)', collect)
+    .option(
+      '--listen <host:port>',
+      'address to listen on; repeat for more (default 127.0.0.1:1688, loopback only)',
+      collect,
+    )
     .option('--store <path|memory>', `SQLite store file, or "memory" (default ${DEFAULT_STORE_PATH})`)
-    .option('--durability <normal|full>', 'SQLite synchronous mode: normal survives process crashes, full also power loss')
+    .option(
+      '--durability <normal|full>',
+      'SQLite synchronous mode: normal survives process crashes, full also power loss',
+    )
     .option('--clock <system|manual>', 'time source; manual moves only through the control API')
     .option('--seed <n>', 'seed for ePIDs, HwId and random values (deterministic runs)')
     .option('--control <host:port>', 'serve the HTTP control API here (loopback by default)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
     .option('--pretty', 'human-readable logs instead of JSON lines')
     .option('--config <file>', 'JSON (or YAML) file whose keys are these flags in camelCase')
-    .option('--epid <group=epid>', 'set the ePID of a CSVLK group (Windows, Office2010, Office2013, Office2016, Office2019, WinChinaGov)', collect)
+    .option(
+      '--epid <group=epid>',
+      'set the ePID of a CSVLK group (Windows, Office2010, Office2013, Office2016, Office2019, WinChinaGov)',
+      collect,
+    )
     .option('--hwid <hex16>', 'host hardware id sent in V6 responses (16 hex digits)')
     .option('--host-build <n>', 'host OS build used in generated ePIDs (default 17763)')
     .option('--lcid <n>', 'host language id used in generated ePIDs (default 1033)')
     .option('--refuse-unknown', 'answer 0xC004F042 to unknown KMS ids and application ids')
     .option('--refuse-retail', 'answer 0xC004F042 to retail and preview product groups')
     .option('--refuse-mismatch', 'answer 0xC004F042 when the application id does not match the KMS id')
-    .option('--max-clock-skew [duration]', 'answer 0xC004F06C when the client clock is off by more (4h if no value)')
+    .option(
+      '--max-clock-skew [duration]',
+      'answer 0xC004F06C when the client clock is off by more (4h if no value)',
+    )
     .option('--lenient', 'accept a bad V4 MAC or V5/V6 padding instead of answering 0x8007000D')
     .option('--activation-interval <duration>', 'VLActivationInterval sent to clients (default 120m)')
     .option('--renewal-interval <duration>', 'VLRenewalInterval sent to clients (default 7d)')
@@ -112,9 +135,10 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
       const file = flags.config ? await readConfigFile(flags.config) : {};
       const c: ServeConfig = { ...(file as ServeConfig), ...stripUndefined(flags) };
       const level = c.logLevel ?? 'info';
-      const logger = c.pretty || (flags.pretty === undefined && process.stderr.isTTY && !file['pretty'])
-        ? pino({ level }, prettyStream())
-        : pino({ level });
+      const logger =
+        c.pretty || (flags.pretty === undefined && process.stderr.isTTY && !file['pretty'])
+          ? pino({ level }, prettyStream())
+          : pino({ level });
       const opts = buildRuntimeOptions(c);
       opts.logger = logger;
       const rt = await startHostRuntime(opts);
@@ -136,7 +160,10 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
       const stop = async (sig: string) => {
         if (stopping) return;
         stopping = true;
-        logger.info({ signal: sig }, 'shutting down: no new connections, finishing in-flight calls, closing the store');
+        logger.info(
+          { signal: sig },
+          'shutting down: no new connections, finishing in-flight calls, closing the store',
+        );
         await rt.close();
         logger.flush?.();
         process.exitCode = 0;
@@ -147,5 +174,7 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([k, v]) => v !== undefined && k !== 'config')) as Partial<T>;
+  return Object.fromEntries(
+    Object.entries(o).filter(([k, v]) => v !== undefined && k !== 'config'),
+  ) as Partial<T>;
 }

@@ -39,7 +39,10 @@ export const MINUTE = 60_000;
 export const HOUR = 60 * MINUTE;
 export const DAY = 24 * HOUR;
 
-export type DurationInput = number | string | { days?: number; hours?: number; minutes?: number; ms?: number };
+export type DurationInput =
+  | number
+  | string
+  | { days?: number; hours?: number; minutes?: number; ms?: number };
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: MINUTE, h: HOUR, d: DAY, w: 7 * DAY };
 

@@ -58,10 +58,17 @@ export interface HandleResult {
   change: PoolChange;
 }
 
-function refusal(state: HostState, req: KmsRequestBody, now: number): { hresult: number; reason: string } | null {
+function refusal(
+  state: HostState,
+  req: KmsRequestBody,
+  now: number,
+): { hresult: number; reason: string } | null {
   const { policy, catalog } = state;
   if (req.requiredClientCount > policy.maxRequiredCount) {
-    return { hresult: HResult.INVALID_DATA, reason: `RequiredClientCount ${req.requiredClientCount} over ${policy.maxRequiredCount}` };
+    return {
+      hresult: HResult.INVALID_DATA,
+      reason: `RequiredClientCount ${req.requiredClientCount} over ${policy.maxRequiredCount}`,
+    };
   }
   const kms = catalog.kmsId(req.kmsId);
   const app = catalog.application(req.applicationId);
@@ -69,10 +76,16 @@ function refusal(state: HostState, req: KmsRequestBody, now: number): { hresult:
     return { hresult: HResult.KMS_ID_MISMATCH, reason: kms ? 'unknown application id' : 'unknown KMS id' };
   }
   if (policy.refuseRetail && kms && (kms.isRetail || kms.isPreview)) {
-    return { hresult: HResult.KMS_ID_MISMATCH, reason: `${kms.isRetail ? 'retail' : 'preview'} product group ${kms.name}` };
+    return {
+      hresult: HResult.KMS_ID_MISMATCH,
+      reason: `${kms.isRetail ? 'retail' : 'preview'} product group ${kms.name}`,
+    };
   }
   if (policy.refuseMismatch && kms && kms.applicationId !== req.applicationId) {
-    return { hresult: HResult.KMS_ID_MISMATCH, reason: `KMS id ${kms.name} does not belong to application ${req.applicationId}` };
+    return {
+      hresult: HResult.KMS_ID_MISMATCH,
+      reason: `KMS id ${kms.name} does not belong to application ${req.applicationId}`,
+    };
   }
   if (policy.maxClockSkewMs !== null) {
     const skew = Math.abs(fileTimeToMs(req.clientTime) - now);
@@ -88,7 +101,12 @@ export function poolFor(state: HostState, applicationId: Guid): CountPool {
   return state.pools.get(applicationId) ?? state.pools.get(state.catalog.applications[0]!.id)!;
 }
 
-export function handle(state: HostState, req: KmsRequestBody, meta: RequestMeta, override?: Override): HandleResult {
+export function handle(
+  state: HostState,
+  req: KmsRequestBody,
+  meta: RequestMeta,
+  override?: Override,
+): HandleResult {
   const { catalog, policy } = state;
   const change: PoolChange = { upsert: [], remove: [] };
   const kms = catalog.kmsId(req.kmsId);
@@ -99,17 +117,26 @@ export function handle(state: HostState, req: KmsRequestBody, meta: RequestMeta,
   let count = 0;
   let body: KmsResponseBody | null = null;
 
-  const refused = override?.hresult !== undefined ? { hresult: override.hresult, reason: `fault ${override.name}` } : refusal(state, req, meta.now);
+  const refused =
+    override?.hresult !== undefined
+      ? { hresult: override.hresult, reason: `fault ${override.name}` }
+      : refusal(state, req, meta.now);
   if (refused && refused.hresult !== HResult.S_OK) {
     hresult = refused.hresult;
     reason = refused.reason;
   } else {
     const pool = poolFor(state, req.applicationId);
     if (policy.dedupePreviousCmid && req.previousCmid !== NIL_GUID && req.previousCmid !== req.cmid) {
-      if (pool.remove(req.previousCmid)) change.remove.push({ applicationId: pool.applicationId, cmid: req.previousCmid });
+      if (pool.remove(req.previousCmid))
+        change.remove.push({ applicationId: pool.applicationId, cmid: req.previousCmid });
     }
-    const t = pool.touch(req.cmid, meta.now, { workstation: req.workstation, skuId: req.skuId, kmsId: req.kmsId });
-    for (const c of [...t.expired, ...t.evicted]) change.remove.push({ applicationId: pool.applicationId, cmid: c.cmid });
+    const t = pool.touch(req.cmid, meta.now, {
+      workstation: req.workstation,
+      skuId: req.skuId,
+      kmsId: req.kmsId,
+    });
+    for (const c of [...t.expired, ...t.evicted])
+      change.remove.push({ applicationId: pool.applicationId, cmid: c.cmid });
     change.upsert.push({ ...t.client, applicationId: pool.applicationId });
     count = override?.count ?? t.count;
     body = {

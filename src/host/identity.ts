@@ -58,7 +58,12 @@ export function generateEpid(
   });
 }
 
-export function createIdentity(catalog: Catalog, random: Random, now: number, opts: IdentityOptions = {}): HostIdentity {
+export function createIdentity(
+  catalog: Catalog,
+  random: Random,
+  now: number,
+  opts: IdentityOptions = {},
+): HostIdentity {
   const hostBuild = opts.hostBuild ?? DEFAULT_HOST_BUILD;
   const lcid = opts.lcid ?? 1033;
   const epids: Record<string, string> = {};
@@ -68,7 +73,10 @@ export function createIdentity(catalog: Catalog, random: Random, now: number, op
   for (const [name, epid] of Object.entries(opts.epids ?? {})) {
     parseEpid(epid);
     const pool = catalog.epidPool(name);
-    if (!pool) throw new RangeError(`unknown ePID pool "${name}" (one of ${catalog.epidPools.map((p) => p.name).join(', ')})`);
+    if (!pool)
+      throw new RangeError(
+        `unknown ePID pool "${name}" (one of ${catalog.epidPools.map((p) => p.name).join(', ')})`,
+      );
     epids[pool.name] = epid;
   }
   const hwid = opts.hwid ?? random.fork('hwid').bytes(8);
@@ -81,7 +89,12 @@ export function epidFor(identity: HostIdentity, catalog: Catalog, kmsId: Guid, a
   const pool = catalog.epidPoolForKmsId(kmsId);
   if (pool) return identity.epids[pool.name]!;
   const app = catalog.application(applicationId);
-  const name = app?.vlmcsdName === 'Office2010' ? 'Office2010' : app?.vlmcsdName === 'Office2013+' ? 'Office2019' : 'Windows';
+  const name =
+    app?.vlmcsdName === 'Office2010'
+      ? 'Office2010'
+      : app?.vlmcsdName === 'Office2013+'
+        ? 'Office2019'
+        : 'Windows';
   return identity.epids[name] ?? Object.values(identity.epids)[0]!;
 }
 

@@ -41,7 +41,8 @@ export function resolvePolicy(p: Partial<HostPolicy> = {}): HostPolicy {
   const policy = { ...DEFAULT_POLICY, ...p };
   for (const k of ['activationInterval', 'renewalInterval'] as const) {
     const v = policy[k];
-    if (!Number.isInteger(v) || v < 1 || v > 0xffffffff) throw new RangeError(`${k} must be whole minutes ≥ 1`);
+    if (!Number.isInteger(v) || v < 1 || v > 0xffffffff)
+      throw new RangeError(`${k} must be whole minutes ≥ 1`);
   }
   return policy;
 }

@@ -57,11 +57,7 @@ export class CountPool {
   }
 
   /** The algorithm of spec f.3. */
-  touch(
-    cmid: Guid,
-    now: number,
-    info: { workstation: string; skuId: Guid; kmsId: Guid },
-  ): PoolTouch {
+  touch(cmid: Guid, now: number, info: { workstation: string; skuId: Guid; kmsId: Guid }): PoolTouch {
     const expired = this.purge(now);
     const evicted: PoolClient[] = [];
     let client = this.clients.get(cmid);
@@ -69,7 +65,13 @@ export class CountPool {
     if (client) {
       // Re-insert so iteration order stays "least recently touched first".
       this.clients.delete(cmid);
-      client = { ...client, lastSeen: now, workstation: info.workstation, skuId: info.skuId, kmsId: info.kmsId };
+      client = {
+        ...client,
+        lastSeen: now,
+        workstation: info.workstation,
+        skuId: info.skuId,
+        kmsId: info.kmsId,
+      };
     } else {
       while (this.clients.size >= this.capacity) {
         const oldest = this.oldest()!;

@@ -8,7 +8,7 @@ import { isProtocolError, type ProtocolError } from '../wire/errors.js';
 import type { Guid } from '../wire/guid.js';
 import type { Clock } from './clock.js';
 import type { ActivationEvent } from './events.js';
-import { createHostState, handle, type HostState, poolFor } from './host.js';
+import { createHostState, type HostState, handle, poolFor } from './host.js';
 import { createIdentity, type HostIdentity, type IdentityOptions } from './identity.js';
 import { type HostPolicy, resolvePolicy } from './policy.js';
 import { CMID_RETENTION_MS } from './pool.js';
@@ -27,6 +27,10 @@ export interface CallFault {
   wrongTime?: boolean;
   /** Answer an RPC fault PDU with this status instead of a response. */
   rpcFault?: number;
+  /** The server holds the answer this long (real timer, ms) before writing it. */
+  delayMs?: number;
+  /** The server writes the first half of the answer PDU, then destroys the connection. */
+  closeMidResponse?: boolean;
 }
 
 export interface CallInfo {
@@ -38,9 +42,22 @@ export interface CallInfo {
 
 export type FaultHook = (req: KmsRequestBody, info: CallInfo) => CallFault | null;
 
+/** `fault`: the injected fault that shaped this answer (the server carries out its delay / close parts). */
 export type CallOutcome =
-  | { kind: 'response'; stub: Uint8Array; event: ActivationEvent | null; error: ProtocolError | null }
-  | { kind: 'fault'; status: number; event: ActivationEvent | null; error: ProtocolError | null };
+  | {
+      kind: 'response';
+      stub: Uint8Array;
+      event: ActivationEvent | null;
+      error: ProtocolError | null;
+      fault?: CallFault | null;
+    }
+  | {
+      kind: 'fault';
+      status: number;
+      event: ActivationEvent | null;
+      error: ProtocolError | null;
+      fault?: CallFault | null;
+    };
 
 export interface KmsServiceOptions {
   clock: Clock;
@@ -75,8 +92,18 @@ export class KmsService {
     let identity: HostIdentity;
     const saved = snapshot.meta[META_IDENTITY];
     if (saved && !opts.identity?.epids && !opts.identity?.hwid) {
-      const j = JSON.parse(saved) as { epids: Record<string, string>; hwid: string; hostBuild: number; lcid: number };
-      identity = { epids: j.epids, hwid: new Uint8Array(Buffer.from(j.hwid, 'hex')), hostBuild: j.hostBuild, lcid: j.lcid };
+      const j = JSON.parse(saved) as {
+        epids: Record<string, string>;
+        hwid: string;
+        hostBuild: number;
+        lcid: number;
+      };
+      identity = {
+        epids: j.epids,
+        hwid: new Uint8Array(Buffer.from(j.hwid, 'hex')),
+        hostBuild: j.hostBuild,
+        lcid: j.lcid,
+      };
     } else {
       identity = createIdentity(catalog, opts.random.fork('identity'), this.clock.now(), opts.identity);
       if (saved) {
@@ -113,7 +140,12 @@ export class KmsService {
   }
 
   /** One RequestActivation call: NDR stub in, NDR stub (or an RPC fault status) out. */
-  handleCall(stub: Uint8Array, ndr: NdrSyntax, conn: { peer: string; connectionId: number }, faults?: FaultHook): CallOutcome {
+  handleCall(
+    stub: Uint8Array,
+    ndr: NdrSyntax,
+    conn: { peer: string; connectionId: number },
+    faults?: FaultHook,
+  ): CallOutcome {
     let message: Uint8Array;
     try {
       message = unwrapRequestStub(stub, ndr);
@@ -133,7 +165,12 @@ export class KmsService {
     this.nth += 1;
     const fault = faults?.(decoded.body, info) ?? null;
     const now = this.clock.now();
-    const result = handle(this.state, decoded.body, { now, ...info }, fault ? { name: fault.name, hresult: fault.hresult, count: fault.count } : undefined);
+    const result = handle(
+      this.state,
+      decoded.body,
+      { now, ...info },
+      fault ? { name: fault.name, hresult: fault.hresult, count: fault.count } : undefined,
+    );
     const history: HistoryRecord = {
       time: now,
       connectionId: conn.connectionId,
@@ -156,15 +193,26 @@ export class KmsService {
       ...(fault ? { fault: fault.name } : {}),
     };
     const meta = this.clock.kind === 'manual' ? { [META_CLOCK]: String(now) } : undefined;
-    const seq = this.store.commit({ upsert: result.change.upsert, remove: result.change.remove, history, ...(meta ? { meta } : {}) });
+    const seq = this.store.commit({
+      upsert: result.change.upsert,
+      remove: result.change.remove,
+      history,
+      ...(meta ? { meta } : {}),
+    });
     result.event.seq = seq;
     this.state.seq = seq;
     for (const fn of this.listeners) fn(result.event);
     if (fault?.rpcFault !== undefined) {
-      return { kind: 'fault', status: fault.rpcFault, event: result.event, error: null };
+      return { kind: 'fault', status: fault.rpcFault, event: result.event, error: null, fault };
     }
     if (!result.body) {
-      return { kind: 'response', stub: wrapErrorStub(result.hresult, ndr), event: result.event, error: null };
+      return {
+        kind: 'response',
+        stub: wrapErrorStub(result.hresult, ndr),
+        event: result.event,
+        error: null,
+        fault,
+      };
     }
     const body = { ...result.body };
     if (fault?.wrongCmid) body.cmid = flipGuid(body.cmid);
@@ -174,7 +222,13 @@ export class KmsService {
       hwid: this.state.identity.hwid,
       tamper: fault?.tamper ?? null,
     });
-    return { kind: 'response', stub: wrapResponseStub(message2, ndr), event: result.event, error: null };
+    return {
+      kind: 'response',
+      stub: wrapResponseStub(message2, ndr),
+      event: result.event,
+      error: null,
+      fault,
+    };
   }
 
   /** Per pool: count, capacity, which thresholds the count meets. */
@@ -186,7 +240,9 @@ export class KmsService {
       clock: this.clock.kind,
       pools: catalog.applications.map((app) => {
         const count = this.state.pools.get(app.id)!.countAt(now);
-        const thresholds = [...new Set(catalog.kmsIds.filter((k) => k.applicationId === app.id).map((k) => k.nPolicy))].sort((a, b) => a - b);
+        const thresholds = [
+          ...new Set(catalog.kmsIds.filter((k) => k.applicationId === app.id).map((k) => k.nPolicy)),
+        ].sort((a, b) => a - b);
         return {
           applicationId: app.id,
           name: app.name,

@@ -33,11 +33,7 @@ export function decodeRequestBody(b: Uint8Array, at = 0): KmsRequestBody {
 }
 
 export function writeRequestBody(w: Writer, q: KmsRequestBody): void {
-  w.u16(q.minorVersion)
-    .u16(q.majorVersion)
-    .u32(q.vmInfo)
-    .u32(q.licenseStatus)
-    .u32(q.bindingExpiration);
+  w.u16(q.minorVersion).u16(q.majorVersion).u32(q.vmInfo).u32(q.licenseStatus).u32(q.bindingExpiration);
   writeGuid(w, q.applicationId);
   writeGuid(w, q.skuId);
   writeGuid(w, q.kmsId);
@@ -70,7 +66,11 @@ export function writeResponseBody(w: Writer, s: KmsResponseBody): void {
  * Spec c.2, client side: PIDSize bounded (even, ≤ 128, within the bytes), the last unit NUL and no
  * earlier one. Returns the body and the offset just past it.
  */
-export function decodeResponseBody(b: Uint8Array, at: number, end: number): { body: KmsResponseBody; end: number } {
+export function decodeResponseBody(
+  b: Uint8Array,
+  at: number,
+  end: number,
+): { body: KmsResponseBody; end: number } {
   const r = new Reader(b, at, end);
   const minorVersion = r.u16('MinorVer');
   const majorVersion = r.u16('MajorVer');
@@ -83,7 +83,9 @@ export function decodeResponseBody(b: Uint8Array, at: number, end: number): { bo
   for (let i = 0; i < units; i++) {
     const isNul = pid[2 * i] === 0 && pid[2 * i + 1] === 0;
     if (isNul !== (i === units - 1)) {
-      throw new ProtocolError('BAD_EPID', 'ePID must be NUL-terminated exactly at PIDSize', { field: 'KmsPID' });
+      throw new ProtocolError('BAD_EPID', 'ePID must be NUL-terminated exactly at PIDSize', {
+        field: 'KmsPID',
+      });
     }
   }
   const epid = decodeUtf16z(pid);

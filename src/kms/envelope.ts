@@ -201,7 +201,14 @@ export function encodeRequest(
     w.raw(v4Mac(w.bytes.subarray(0, BASE_REQUEST_SIZE)));
     return {
       message: w.finish(),
-      context: { version, minorVersion: body.minorVersion, cmid: body.cmid, clientTime: body.clientTime, iv: null, q: null },
+      context: {
+        version,
+        minorVersion: body.minorVersion,
+        cmid: body.cmid,
+        clientTime: body.clientTime,
+        iv: null,
+        q: null,
+      },
     };
   }
   return encodeV56Request(body, version, opts);
@@ -278,7 +285,9 @@ export function verifyResponse(message: Uint8Array, ctx: RequestContext): Verifi
     });
   }
   if (b.clientTime !== ctx.clientTime) {
-    throw new ProtocolError('BAD_ECHO', 'response does not echo the request time stamp', { field: 'ClientTime' });
+    throw new ProtocolError('BAD_ECHO', 'response does not echo the request time stamp', {
+      field: 'ClientTime',
+    });
   }
   return result;
 }
@@ -310,11 +319,15 @@ function verifyV56(message: Uint8Array, ctx: RequestContext): VerifiedResponse {
   const { body, end } = decodeResponseBody(padded, 16, plainLen);
   const tailNeed = version === 5 ? 48 : 48 + 8 + 16 + 16;
   if (plainLen !== end + tailNeed) {
-    throw new ProtocolError('BAD_MESSAGE', `V${version} response plaintext has ${plainLen - end} trailing bytes`, {
-      field: 'RandomXoredIVs',
-      needed: tailNeed,
-      available: plainLen - end,
-    });
+    throw new ProtocolError(
+      'BAD_MESSAGE',
+      `V${version} response plaintext has ${plainLen - end} trailing bytes`,
+      {
+        field: 'RandomXoredIVs',
+        needed: tailNeed,
+        available: plainLen - end,
+      },
+    );
   }
   const q = ctx.q!;
   const rand2 = new Uint8Array(16);
@@ -325,7 +338,9 @@ function verifyV56(message: Uint8Array, ctx: RequestContext): VerifiedResponse {
   if (version === 5) return { version, body, hwid: null, hmacSlot: null };
   const hwid = padded.slice(end + 48, end + 56);
   if (!equalBytes(padded.subarray(end + 56, end + 72), q)) {
-    throw new ProtocolError('BAD_ECHO', 'V6 XoredIVs differ from the decrypted request IV', { field: 'XoredIVs' });
+    throw new ProtocolError('BAD_ECHO', 'V6 XoredIVs differ from the decrypted request IV', {
+      field: 'XoredIVs',
+    });
   }
   const macInput = padded.subarray(0, end + 72);
   const got = padded.subarray(end + 72, end + 88);

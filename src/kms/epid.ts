@@ -35,7 +35,11 @@ export function formatEpid(p: EpidParts): string {
 /** Parses and bounds-checks an ePID; throws BAD_EPID naming what is wrong. */
 export function parseEpid(s: string): EpidParts {
   const m = EPID_RE.exec(s);
-  if (!m) throw new ProtocolError('BAD_EPID', `not an ePID (PPPPP-GGGGG-KKK-KKKKKK-03-LCID-BUILD.0000-DDDYYYY): ${s}`);
+  if (!m)
+    throw new ProtocolError(
+      'BAD_EPID',
+      `not an ePID (PPPPP-GGGGG-KKK-KKKKKK-03-LCID-BUILD.0000-DDDYYYY): ${s}`,
+    );
   const n = (i: number) => Number(m[i]);
   const parts: EpidParts = {
     platformId: n(1),

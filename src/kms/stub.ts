@@ -34,7 +34,9 @@ export function unwrapRequestStub(stub: Uint8Array, syntax: NdrSyntax): Uint8Arr
   }
   const n = Math.min(size, count);
   if (n < 4) {
-    throw new ProtocolError('BAD_STUB', `requestSize ${n} leaves no room for the version`, { field: 'requestSize' });
+    throw new ProtocolError('BAD_STUB', `requestSize ${n} leaves no room for the version`, {
+      field: 'requestSize',
+    });
   }
   if (n > r.remaining) {
     throw new ProtocolError('BAD_STUB', `requestSize ${n} but the stub holds ${r.remaining} bytes`, {
@@ -45,7 +47,9 @@ export function unwrapRequestStub(stub: Uint8Array, syntax: NdrSyntax): Uint8Arr
     });
   }
   if (n > MAX_MESSAGE_SIZE) {
-    throw new ProtocolError('BAD_STUB', `requestSize ${n} over ${MAX_MESSAGE_SIZE}`, { field: 'requestSize' });
+    throw new ProtocolError('BAD_STUB', `requestSize ${n} over ${MAX_MESSAGE_SIZE}`, {
+      field: 'requestSize',
+    });
   }
   return r.bytesView(n, 'request');
 }
@@ -104,7 +108,9 @@ export function unwrapResponseStub(stub: Uint8Array, syntax: NdrSyntax): Unwrapp
     });
   }
   if (size > MAX_MESSAGE_SIZE) {
-    throw new ProtocolError('BAD_STUB', `responseSize ${size} over ${MAX_MESSAGE_SIZE}`, { field: 'responseSize' });
+    throw new ProtocolError('BAD_STUB', `responseSize ${size} over ${MAX_MESSAGE_SIZE}`, {
+      field: 'responseSize',
+    });
   }
   const message = r.bytesView(size, 'response');
   r.align4('pad');

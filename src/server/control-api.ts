@@ -15,7 +15,11 @@ export interface ControlApiOptions {
   /** Performs a real bind + activation against the host's own listener. */
   healthCheck: () => Promise<Record<string, unknown>>;
   /** Extra routes (faults, metrics, dashboard) added by other modules: return true if handled. */
-  extraRoutes?: ((req: http.IncomingMessage, res: http.ServerResponse, url: URL) => Promise<boolean> | boolean)[];
+  extraRoutes?: ((
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+  ) => Promise<boolean> | boolean)[];
   onClockChange?: () => void;
   onReset?: () => void;
 }
@@ -96,11 +100,15 @@ export function createControlApi(opts: ControlApiOptions): http.Server {
       case 'GET /status':
         return sendJson(res, 200, service.status());
       case 'GET /clients':
-        return sendJson(res, 200, { time: new Date(service.clock.now()).toISOString(), clients: service.clients() });
+        return sendJson(res, 200, {
+          time: new Date(service.clock.now()).toISOString(),
+          clients: service.clients(),
+        });
       case 'GET /history':
         return sendJson(res, 200, { records: service.store.history(historyQuery(url)) });
       case 'POST /clock/advance': {
-        if (!(service.clock instanceof ManualClock)) throw new HttpError(409, 'the host runs on the system clock; start it with --clock manual');
+        if (!(service.clock instanceof ManualClock))
+          throw new HttpError(409, 'the host runs on the system clock; start it with --clock manual');
         const body = (await readJson(req)) as Record<string, number>;
         const ms = parseDuration(body);
         if (ms < 0) throw new HttpError(400, 'advance must not be negative (use /clock/set)');
@@ -110,7 +118,8 @@ export function createControlApi(opts: ControlApiOptions): http.Server {
         return sendJson(res, 200, { time: new Date(service.clock.now()).toISOString() });
       }
       case 'POST /clock/set': {
-        if (!(service.clock instanceof ManualClock)) throw new HttpError(409, 'the host runs on the system clock; start it with --clock manual');
+        if (!(service.clock instanceof ManualClock))
+          throw new HttpError(409, 'the host runs on the system clock; start it with --clock manual');
         const body = (await readJson(req)) as { time?: string };
         const t = Date.parse(String(body.time));
         if (Number.isNaN(t)) throw new HttpError(400, 'time must be an ISO-8601 string');

@@ -27,6 +27,8 @@ export interface HostRuntimeOptions {
   profile?: { ndr64: boolean; btfn: boolean };
   limits?: Partial<ServerLimits>;
   hooks?: ServerHooks;
+  /** Port string the bind_ack advertises (default: the listening port); see ServerOptions. */
+  secondaryAddress?: string;
   control?: ListenAddress;
   logger?: Logger;
   /** Extra control routes (faults, metrics, dashboard). */
@@ -53,9 +55,15 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
   const seed = String(opts.seed ?? randomBytes(6).readUIntBE(0, 6));
   const random = new SeededRandom(seed);
   const clock: Clock =
-    opts.clock === 'manual' ? new ManualClock() : opts.clock === 'system' || opts.clock === undefined ? new SystemClock() : opts.clock;
+    opts.clock === 'manual'
+      ? new ManualClock()
+      : opts.clock === 'system' || opts.clock === undefined
+        ? new SystemClock()
+        : opts.clock;
   const store =
-    typeof opts.store === 'object' ? opts.store : openStore(opts.store ?? 'memory', { durability: opts.durability ?? 'normal' });
+    typeof opts.store === 'object'
+      ? opts.store
+      : openStore(opts.store ?? 'memory', { durability: opts.durability ?? 'normal' });
   const service = new KmsService({
     clock,
     random: random.fork('host'),
@@ -72,6 +80,7 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
     profile: opts.profile,
     limits: opts.limits,
     hooks: opts.hooks,
+    ...(opts.secondaryAddress !== undefined ? { secondaryAddress: opts.secondaryAddress } : {}),
   });
   let addresses: ListenAddress[];
   try {

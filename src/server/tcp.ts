@@ -1,9 +1,11 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
-import type { FaultHook, KmsService } from '../host/service.js';
 import type { Random } from '../host/random.js';
+import type { CallFault, CallOutcome, FaultHook, KmsService } from '../host/service.js';
 import { Association, type AssociationAction, type RpcCall } from '../rpc/association.js';
-import { PTYPE } from '../rpc/constants.js';
+import { CONTEXT_RESULT, NCA_STATUS, NULL_SYNTAX, PROVIDER_REASON, PTYPE } from '../rpc/constants.js';
+import { encodePdu } from '../rpc/encode.js';
+import { type BindAckPdu, makeBindNak } from '../rpc/pdu.js';
 import { isProtocolError } from '../wire/errors.js';
 
 /**
@@ -46,11 +48,44 @@ export const DEFAULT_LIMITS: ServerLimits = {
 export interface ServerHooks {
   /** Return false to refuse the connection (e.g. "host down from day 3 to day 9"). */
   acceptConnection?: (peer: string) => boolean;
-  /** KMS-level faults for one call. */
+  /**
+   * Bind-level faults, decided when a bind is about to be answered with a bind_ack. No KMS field is
+   * known yet, so such a fault can depend on the peer, the connection and the time only.
+   */
+  bindFault?: (info: { peer: string; connectionId: number }) => BindFault | null;
+  /** KMS-level faults for one call (its `delayMs` / `closeMidResponse` are carried out here). */
   callFault?: FaultHook;
-  /** Raw PDU tap (record/replay). */
+  /**
+   * Raw tap (record/replay): client bytes as they arrive (chunks, not framed), server bytes as written
+   * (whole PDUs; a shorter piece when a fault closes the connection mid-PDU).
+   */
   onPdu?: (dir: 'c2s' | 's2c', connectionId: number, bytes: Uint8Array) => void;
 }
+
+/** What an injected fault does to one bind (see ServerHooks.bindFault). */
+export interface BindFault {
+  name: string;
+  /** Hold the answer this long (real timer, ms); input on the connection waits behind it. */
+  delayMs?: number;
+  /** Send the bind_ack, then close the connection. */
+  closeAfterBind?: boolean;
+  /** Answer a bind_nak with this p_reject_reason instead of the bind_ack, then close. */
+  bindNak?: number;
+  /**
+   * Answer every presentation context with provider_rejection / proposed_transfer_syntaxes_not_supported
+   * (2/2); a request sent anyway gets a fault nca_s_unk_if.
+   */
+  rejectContexts?: boolean;
+}
+
+/** What happened on the wire, for metrics and dashboards (never changes behaviour). */
+export type ServerObservation =
+  | { kind: 'connection-open'; connectionId: number; peer: string }
+  | { kind: 'connection-close'; connectionId: number; peer: string }
+  | { kind: 'connection-rejected'; peer: string; reason: 'limit' | 'fault' }
+  | { kind: 'bind'; connectionId: number }
+  | { kind: 'call'; connectionId: number; outcome: CallOutcome; durationMs: number; ndr: 'ndr32' | 'ndr64' }
+  | { kind: 'protocol-error'; connectionId: number; code: string };
 
 export interface ServerOptions {
   listen: ListenAddress[];
@@ -60,6 +95,11 @@ export interface ServerOptions {
   profile?: { ndr64: boolean; btfn: boolean };
   limits?: Partial<ServerLimits>;
   hooks?: ServerHooks;
+  /**
+   * The port string put in bind_ack's secondary address (spec a.4). Default: the listening port. A lab
+   * host on an ephemeral port sets a fixed one so its transcripts are byte-identical across runs.
+   */
+  secondaryAddress?: string;
 }
 
 export interface ServerStats {
@@ -79,6 +119,16 @@ export class KmsServer {
   private nextConnectionId = 1;
   private closing = false;
   hooks: ServerHooks;
+  private readonly observers = new Set<(o: ServerObservation) => void>();
+
+  observe(fn: (o: ServerObservation) => void): () => void {
+    this.observers.add(fn);
+    return () => this.observers.delete(fn);
+  }
+
+  private emit(o: ServerObservation): void {
+    for (const fn of this.observers) fn(o);
+  }
 
   constructor(private readonly opts: ServerOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
@@ -118,12 +168,14 @@ export class KmsServer {
     if (this.closing || this.sockets.size >= this.limits.maxConnections) {
       this.stats.rejected += 1;
       log.warn({ peer, open: this.sockets.size }, 'connection refused: connection limit reached');
+      this.emit({ kind: 'connection-rejected', peer, reason: 'limit' });
       socket.destroy();
       return;
     }
     if (this.hooks.acceptConnection && !this.hooks.acceptConnection(peer)) {
       this.stats.rejected += 1;
       log.info({ peer }, 'connection refused by an injected fault');
+      this.emit({ kind: 'connection-rejected', peer, reason: 'fault' });
       socket.destroy();
       return;
     }
@@ -131,14 +183,19 @@ export class KmsServer {
     this.sockets.add(socket);
     this.stats.accepted += 1;
     this.stats.open = this.sockets.size;
+    this.emit({ kind: 'connection-open', connectionId, peer });
     const assoc = new Association({
       profile: this.opts.profile ?? { ndr64: true, btfn: true },
-      secondaryAddress: String(socket.localPort ?? 1688),
+      secondaryAddress: this.opts.secondaryAddress ?? String(socket.localPort ?? 1688),
       maxPduSize: this.limits.maxPduSize,
       maxCallSize: this.limits.maxCallSize,
       newAssocGroupId: () => (this.opts.random.uint32() | 1) >>> 0,
     });
     let requests = 0;
+    /** Set by an injected rejectContexts fault: requests get a fault nca_s_unk_if. */
+    let contextsRejected = false;
+    /** Set when an injected fault ended the connection: nothing more is read or written. */
+    let ended = false;
     const idle = setTimeout(() => {
       log.info({ peer, connectionId }, 'idle timeout: closing connection');
       socket.destroy();
@@ -157,25 +214,118 @@ export class KmsServer {
         socket.destroy();
       }
     };
+    const end = () => {
+      ended = true;
+      socket.end();
+    };
 
-    const run = (actions: AssociationAction[]) => {
-      for (const a of actions) {
+    // An injected delay pauses the connection: the remaining actions and any later input wait, in order.
+    let paused = false;
+    const backlog: Buffer[] = [];
+    const timers = new Set<NodeJS.Timeout>();
+    const later = (ms: number, fn: () => void) => {
+      paused = true;
+      const t = setTimeout(() => {
+        timers.delete(t);
+        paused = false;
+        if (socket.destroyed || ended) return;
+        idle.refresh();
+        fn();
+        while (!paused && !ended && !socket.destroyed && backlog.length > 0) feed(backlog.shift()!);
+      }, ms);
+      timers.add(t);
+    };
+
+    /** Sends the bind_ack as an injected fault wants it; false when the connection is done. */
+    const faultedBind = (f: BindFault, ack: BindAckPdu, bytes: Uint8Array): boolean => {
+      log.info({ peer, connectionId, fault: f.name }, 'bind answered with an injected fault');
+      if (f.bindNak !== undefined) {
+        send(encodePdu(makeBindNak(ack.callId, f.bindNak)));
+        end();
+        return false;
+      }
+      let out = bytes;
+      if (f.rejectContexts) {
+        contextsRejected = true;
+        out = encodePdu({
+          ...ack,
+          results: ack.results.map(() => ({
+            result: CONTEXT_RESULT.PROVIDER_REJECTION,
+            reason: PROVIDER_REASON.PROPOSED_TRANSFER_SYNTAXES_NOT_SUPPORTED,
+            transferSyntax: { uuid: NULL_SYNTAX.uuid, version: NULL_SYNTAX.version },
+          })),
+        });
+      }
+      send(out);
+      if (f.closeAfterBind) {
+        end();
+        return false;
+      }
+      return true;
+    };
+
+    /** Writes a call's answer as an injected fault wants it; false when the connection is done. */
+    const deliver = (bytes: Uint8Array, fault: CallFault | null | undefined): boolean => {
+      if (fault?.closeMidResponse) {
+        const half = bytes.subarray(0, Math.max(1, bytes.length >> 1));
+        tap?.('s2c', connectionId, half);
+        ended = true;
+        socket.write(half, () => socket.destroy());
+        return false;
+      }
+      send(bytes);
+      if (requests >= this.limits.maxRequestsPerConnection) {
+        log.info({ peer, connectionId, requests }, 'request limit per connection reached: closing');
+        socket.end();
+      }
+      return true;
+    };
+
+    const run = (actions: AssociationAction[], from = 0): void => {
+      for (let i = from; i < actions.length; i++) {
+        if (ended) return;
+        const a = actions[i]!;
         switch (a.type) {
-          case 'send':
-            if (a.pdu.type === PTYPE.BIND_ACK) this.stats.binds += 1;
+          case 'send': {
+            if (a.pdu.type === PTYPE.BIND_ACK) {
+              this.stats.binds += 1;
+              this.emit({ kind: 'bind', connectionId });
+              const f = this.hooks.bindFault?.({ peer, connectionId }) ?? null;
+              if (f) {
+                const ack = a.pdu;
+                if (f.delayMs !== undefined && f.delayMs > 0) {
+                  later(f.delayMs, () => {
+                    if (faultedBind(f, ack, a.bytes)) run(actions, i + 1);
+                  });
+                  return;
+                }
+                if (!faultedBind(f, ack, a.bytes)) return;
+                break;
+              }
+            }
             send(a.bytes);
             break;
+          }
           case 'call': {
             requests += 1;
-            this.call(assoc, a.call, peer, connectionId, send);
-            if (requests >= this.limits.maxRequestsPerConnection) {
-              log.info({ peer, connectionId, requests }, 'request limit per connection reached: closing');
-              socket.end();
+            const answer = contextsRejected
+              ? { bytes: assoc.fault(a.call, NCA_STATUS.UNK_IF), fault: null }
+              : this.call(assoc, a.call, peer, connectionId);
+            const delay = answer.fault?.delayMs ?? 0;
+            if (delay > 0) {
+              later(delay, () => {
+                if (deliver(answer.bytes, answer.fault)) run(actions, i + 1);
+              });
+              return;
             }
+            if (!deliver(answer.bytes, answer.fault)) return;
             break;
           }
           case 'close':
-            if (a.error) this.stats.closedByError += 1;
+            if (a.error) {
+              this.stats.closedByError += 1;
+              this.emit({ kind: 'protocol-error', connectionId, code: a.error.code });
+            }
             log.info({ peer, connectionId, reason: a.reason, code: a.error?.code }, 'closing connection');
             socket.end();
             socket.destroySoon?.();
@@ -187,8 +337,7 @@ export class KmsServer {
       }
     };
 
-    socket.on('data', (chunk: Buffer) => {
-      if (tap) tap('c2s', connectionId, chunk);
+    const feed = (chunk: Buffer) => {
       let actions: AssociationAction[];
       try {
         actions = assoc.receive(chunk);
@@ -200,24 +349,60 @@ export class KmsServer {
       }
       if (actions.length > 0) idle.refresh();
       run(actions);
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      if (ended) return;
+      if (tap) tap('c2s', connectionId, chunk);
+      if (paused) backlog.push(chunk);
+      else feed(chunk);
     });
     socket.on('error', (e) => log.debug({ err: e, peer, connectionId }, 'socket error'));
     socket.on('close', () => {
       clearTimeout(idle);
       clearTimeout(lifetime);
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
       this.sockets.delete(socket);
       this.stats.open = this.sockets.size;
+      this.emit({ kind: 'connection-close', connectionId, peer });
     });
   }
 
-  private call(assoc: Association, call: RpcCall, peer: string, connectionId: number, send: (b: Uint8Array) => void): void {
+  /** Runs one call through the service; returns the answer PDU and the injected fault that shaped it. */
+  private call(
+    assoc: Association,
+    call: RpcCall,
+    peer: string,
+    connectionId: number,
+  ): { bytes: Uint8Array; fault: CallFault | null } {
     const log = this.opts.logger;
     let out: Uint8Array;
+    let fault: CallFault | null = null;
+    const started = this.observers.size > 0 ? performance.now() : 0;
     try {
-      const outcome = this.opts.service.handleCall(call.stub, call.syntax, { peer, connectionId }, this.hooks.callFault);
+      const outcome = this.opts.service.handleCall(
+        call.stub,
+        call.syntax,
+        { peer, connectionId },
+        this.hooks.callFault,
+      );
+      if (this.observers.size > 0) {
+        this.emit({
+          kind: 'call',
+          connectionId,
+          outcome,
+          durationMs: performance.now() - started,
+          ndr: call.syntax,
+        });
+      }
+      fault = outcome.fault ?? null;
       if (outcome.event) log.info(outcome.event, 'activation request');
       if (outcome.error) {
-        log.warn({ peer, connectionId, code: outcome.error.code, err: outcome.error.message }, 'bad KMS request');
+        log.warn(
+          { peer, connectionId, code: outcome.error.code, err: outcome.error.message },
+          'bad KMS request',
+        );
       }
       if (outcome.kind === 'fault') {
         this.stats.faults += 1;
@@ -232,7 +417,7 @@ export class KmsServer {
       this.stats.faults += 1;
       out = assoc.fault(call, 0x1c010001 /* nca_s_comm_failure-like: server error */);
     }
-    send(out);
+    return { bytes: out, fault };
   }
 
   get openConnections(): number {

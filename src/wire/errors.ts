@@ -11,6 +11,7 @@ export type ProtocolErrorCode =
   | 'BAD_FRAG_LENGTH' // frag_length < 16, over the cap, or inconsistent (spec a.10)
   | 'PDU_TOO_LARGE' // frag_length or a reassembled call over the configured cap
   | 'BAD_FRAGMENT' // fragment sequence broken (spec a.10)
+  | 'BAD_STATE' // PDU not allowed in the connection's current state, e.g. request before bind (spec a.10)
   | 'AUTH_NOT_SUPPORTED' // auth_length > 0 (spec a.1)
   | 'BAD_STUB' // NDR stub inconsistent with its own length fields (spec b.1)
   | 'UNSUPPORTED_VERSION' // KMS message version not 4.0, 5.0 or 6.0 (spec c.0)

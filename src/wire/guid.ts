@@ -16,7 +16,10 @@ export function isGuid(s: string): boolean {
 
 /** Normalises user input (any case, optional braces) to the canonical form, or throws BAD_VALUE. */
 export function parseGuid(s: string): Guid {
-  const t = s.trim().replace(/^\{(.*)\}$/, '$1').toLowerCase();
+  const t = s
+    .trim()
+    .replace(/^\{(.*)\}$/, '$1')
+    .toLowerCase();
   if (!GUID_RE.test(t)) throw new ProtocolError('BAD_VALUE', `not a GUID: ${JSON.stringify(s)}`);
   return t;
 }
@@ -28,8 +31,26 @@ export function parseGuid(s: string): Guid {
 export function guidFromBytes(b: Uint8Array, at = 0): Guid {
   const h = (i: number) => HEX[b[at + i]!]!;
   return (
-    h(3) + h(2) + h(1) + h(0) + '-' + h(5) + h(4) + '-' + h(7) + h(6) + '-' + h(8) + h(9) + '-' +
-    h(10) + h(11) + h(12) + h(13) + h(14) + h(15)
+    h(3) +
+    h(2) +
+    h(1) +
+    h(0) +
+    '-' +
+    h(5) +
+    h(4) +
+    '-' +
+    h(7) +
+    h(6) +
+    '-' +
+    h(8) +
+    h(9) +
+    '-' +
+    h(10) +
+    h(11) +
+    h(12) +
+    h(13) +
+    h(14) +
+    h(15)
   );
 }
 

@@ -50,7 +50,14 @@ describe('spec test vectors (c.7)', () => {
     expect(hex(encodeRequest(d.body).message)).toBe(v4['request_252']);
     const resp = encodeResponse(d, responseBody(d), { random: replayRandom(), hwid });
     expect(hex(resp)).toBe(v4['response_160']);
-    const ctx: RequestContext = { version: 4, minorVersion: 0, cmid: d.body.cmid, clientTime: d.body.clientTime, iv: null, q: null };
+    const ctx: RequestContext = {
+      version: 4,
+      minorVersion: 0,
+      cmid: d.body.cmid,
+      clientTime: d.body.clientTime,
+      iv: null,
+      q: null,
+    };
     expect(verifyResponse(resp, ctx).body.epid).toBe(common['epid']);
   });
 
@@ -70,7 +77,14 @@ describe('spec test vectors (c.7)', () => {
       const resp = encodeResponse(d, responseBody(d), { random: replayRandom(...chunks), hwid });
       expect(resp.length).toBe(m['response_len']);
       expect(hex(resp)).toBe(m['response']);
-      const ctx: RequestContext = { version: d.version, minorVersion: 0, cmid: d.body.cmid, clientTime: d.body.clientTime, iv: d.iv, q: d.q };
+      const ctx: RequestContext = {
+        version: d.version,
+        minorVersion: 0,
+        cmid: d.body.cmid,
+        clientTime: d.body.clientTime,
+        iv: d.iv,
+        q: d.q,
+      };
       const r = verifyResponse(resp, ctx);
       expect(r.body.currentCount).toBe(50);
       if (v === 'v6') {
@@ -100,7 +114,11 @@ function capturedExchanges(name: string) {
       const msg = unwrapRequestStub(bytes.subarray(24), ndr);
       pending = { req: decodeRequest(msg, { lenient: true }), reqMsg: msg, ndr };
     } else if (p.dir === 's2c' && p.rpc.ptype === 2 && pending) {
-      out.push({ ...pending, resp: unwrapResponseStub(bytes.subarray(24), ndr), respStub: bytes.subarray(24) });
+      out.push({
+        ...pending,
+        resp: unwrapResponseStub(bytes.subarray(24), ndr),
+        respStub: bytes.subarray(24),
+      });
       pending = null;
     }
   }
@@ -131,12 +149,21 @@ describe('captured vlmcsd conversations', () => {
         expect(String(b.requiredClientCount)).toBe(p['N count policy (minimum clients)']);
         expect(p['Licensing status']!.startsWith(String(b.licenseStatus))).toBe(true);
         expect(p['Remaining time (0 = forever)']).toBe(`${b.bindingExpiration} minutes`);
-        expect(fileTimeToIso(b.clientTime).slice(0, 19).replace('T', ' ')).toBe(p['Client request timestamp (UTC)']);
+        expect(fileTimeToIso(b.clientTime).slice(0, 19).replace('T', ' ')).toBe(
+          p['Client request timestamp (UTC)'],
+        );
         expect(req.integrityOk).toBe(true);
 
         expect(resp.hresult).toBe(0);
         const msg = resp.message!;
-        const ctx: RequestContext = { version: req.version, minorVersion: 0, cmid: b.cmid, clientTime: b.clientTime, iv: req.iv, q: req.q };
+        const ctx: RequestContext = {
+          version: req.version,
+          minorVersion: 0,
+          cmid: b.cmid,
+          clientTime: b.clientTime,
+          iv: req.iv,
+          q: req.q,
+        };
         const v = verifyResponse(msg, ctx);
         const pr = printedResp[i]!;
         expect(v.body.epid).toBe(pr['KMS host extended PID']);
@@ -149,13 +176,20 @@ describe('captured vlmcsd conversations', () => {
         // Re-encode from the decoded fields plus the random values the reference host chose.
         const chunks: Uint8Array[] = [];
         if (req.version !== 4) {
-          const plain = cbcDecrypt(req.version === 5 ? V5_SCHEDULE : V6_SCHEDULE, new Uint8Array(16), msg.subarray(4));
+          const plain = cbcDecrypt(
+            req.version === 5 ? V5_SCHEDULE : V6_SCHEDULE,
+            new Uint8Array(16),
+            msg.subarray(4),
+          );
           const end = 16 + responseBodyLength(v.body.epid);
           const rand2 = plain.slice(end, end + 16).map((x, k) => x ^ req.q![k]!);
           if (req.version === 6) chunks.push(plain.slice(0, 16));
           chunks.push(rand2);
         }
-        const again = encodeResponse(req, v.body, { random: replayRandom(...chunks), hwid: v.hwid ?? new Uint8Array(8) });
+        const again = encodeResponse(req, v.body, {
+          random: replayRandom(...chunks),
+          hwid: v.hwid ?? new Uint8Array(8),
+        });
         expect(hex(again)).toBe(hex(msg));
         expect(hex(wrapResponseStub(again, ndr))).toBe(hex(respStub));
       });
@@ -166,7 +200,14 @@ describe('captured vlmcsd conversations', () => {
 describe('client verification rejects tampering', () => {
   const m = vec.messages['v6']!;
   const d = decodeRequest(fromHex(String(m['request_260'])));
-  const ctx: RequestContext = { version: 6, minorVersion: 0, cmid: d.body.cmid, clientTime: d.body.clientTime, iv: d.iv, q: d.q };
+  const ctx: RequestContext = {
+    version: 6,
+    minorVersion: 0,
+    cmid: d.body.cmid,
+    clientTime: d.body.clientTime,
+    iv: d.iv,
+    q: d.q,
+  };
   const good = fromHex(String(m['response']));
   it('accepts the untouched response', () => {
     expect(verifyResponse(good, ctx).body.currentCount).toBe(50);

@@ -1,0 +1,63 @@
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+
+/**
+ * V6 HMAC (spec d.5): the HMAC-SHA256 key is derived from a time slot of the client's FILETIME, and
+ * both the key and the MAC are the last 16 bytes of a SHA-256 / HMAC-SHA256 output.
+ *
+ * `sha256` is re-exported for the KMS layer (the V5/V6 hash of Rand2, spec c.5).
+ */
+export { sha256 };
+
+/** Slot length in FILETIME ticks (≈ 4.116 h); also the step a verifier adds to the slot value. */
+export const V6_TIME_C1 = 0x00000022816889bdn;
+export const V6_TIME_C2 = 0x000000208cbab5edn;
+export const V6_TIME_C3 = 0x3156cd5ac628477an;
+
+const U64_MAX = 0xffff_ffff_ffff_ffffn;
+
+/**
+ * `((t / C1) * C2 + C3 + k * C1) mod 2^64`. k = 0 is what a server uses; a verifier also tries k = -1
+ * and +1, which (as in spec d.5) adds k × C1 to the slot *value*.
+ */
+export function v6TimeSlot(clientTime: bigint, k = 0): bigint {
+  if (clientTime < 0n || clientTime > U64_MAX) throw new RangeError(`client time ${clientTime} is not a u64`);
+  if (!Number.isSafeInteger(k)) throw new RangeError(`slot offset ${k} is not an integer`);
+  return BigInt.asUintN(64, (clientTime / V6_TIME_C1) * V6_TIME_C2 + V6_TIME_C3 + BigInt(k) * V6_TIME_C1);
+}
+
+/** The 16-byte HMAC key for a slot value: the last 16 bytes of SHA-256(slot as u64 little-endian). */
+export function v6HmacKeyFromSlot(slot: bigint): Uint8Array {
+  return slotState(slot).key.slice();
+}
+
+/** The 16-byte HMAC key for a client time (spec d.5). */
+export function v6HmacKey(clientTime: bigint, k = 0): Uint8Array {
+  return v6HmacKeyFromSlot(v6TimeSlot(clientTime, k));
+}
+
+/** The V6 response HMAC: the last 16 bytes of HMAC-SHA256(v6HmacKey(clientTime, k), message). */
+export function v6Hmac(clientTime: bigint, message: Uint8Array, k = 0): Uint8Array {
+  return slotState(v6TimeSlot(clientTime, k)).mac.clone().update(message).digest().slice(16);
+}
+
+// A slot lasts ≈ 4 h, so consecutive requests nearly always share it. Keep the key and a keyed HMAC
+// state (inner and outer pads already absorbed) for the last slot seen: this skips the key's SHA-256 and
+// two of the HMAC's compression blocks. Pure memoisation: outputs do not depend on call history.
+type HmacState = ReturnType<typeof hmac.create>;
+let cachedSlot = -1n;
+let cachedKey: Uint8Array = new Uint8Array(16);
+let cachedMac: HmacState | undefined;
+
+function slotState(slot: bigint): { key: Uint8Array; mac: HmacState } {
+  const s = BigInt.asUintN(64, slot);
+  if (s !== cachedSlot || cachedMac === undefined) {
+    const le = new Uint8Array(8);
+    new DataView(le.buffer).setBigUint64(0, s, true);
+    const key = sha256(le).slice(16);
+    cachedMac = hmac.create(sha256, key);
+    cachedKey = key;
+    cachedSlot = s;
+  }
+  return { key: cachedKey, mac: cachedMac };
+}
