@@ -80,7 +80,8 @@ export class Reader {
 
   /** A copy of the next `n` bytes, for values that outlive the input buffer. */
   bytesCopy(n: number, field: string): Uint8Array {
-    return this.bytesView(n, field).slice();
+    // Uint8Array.prototype.slice, not Buffer's (which would return a view over the same memory).
+    return Uint8Array.prototype.slice.call(this.bytesView(n, field));
   }
 
   skip(n: number, field: string): void {

@@ -1,0 +1,425 @@
+/**
+ * The per-connection server state machine of spec a.10, sans-io: bytes in, actions out. The caller
+ * owns the socket, the idle timer and the KMS logic:
+ *
+ *   for (const a of assoc.receive(chunk)) {
+ *     if (a.type === 'send') socket.write(a.bytes);
+ *     else if (a.type === 'call') socket.write(assoc.respond(a.call, runKms(a.call)));
+ *     else if (a.type === 'close') socket.end();
+ *     else log[a.level](a.message);
+ *   }
+ *
+ * Actions must be carried out in order (a 'send' after a 'call' answers a later PDU).
+ *
+ * Where vlmcsd (the reference host of fixtures/vectors/vlmcsd) behaves differently, this follows the
+ * spec; each difference is marked "vlmcsd:" below with the capture that shows it.
+ */
+import { ProtocolError } from '../wire/errors.js';
+import {
+  BIND_NAK_REASON,
+  HOST_MAX_FRAG,
+  MIN_MAX_FRAG,
+  NCA_STATUS,
+  PFC,
+  PTYPE,
+  ptypeName,
+} from './constants.js';
+import { decodePdu, readHeader, validateHeader } from './decode.js';
+import { encodePdu } from './encode.js';
+import { CallAssembler, Framer } from './framer.js';
+import { type HostProfile, type NdrSyntax, negotiate } from './negotiate.js';
+import {
+  type AlterContextPdu,
+  type BindPdu,
+  type GenericPdu,
+  makeAlterContextResp,
+  makeBindAck,
+  makeBindNak,
+  makeFault,
+  makeResponse,
+  type Pdu,
+  type RequestPdu,
+} from './pdu.js';
+
+export interface AssociationOptions {
+  profile: HostProfile;
+  /** Secondary address put in bind_ack: the listening port as a decimal string, e.g. '1688' (spec a.4). */
+  secondaryAddress: string;
+  /** Largest PDU accepted (frag_length cap); also caps the max_recv_frag we advertise. */
+  maxPduSize: number;
+  /** Largest reassembled request stub (spec a.10: e.g. 64 KiB). */
+  maxCallSize: number;
+  /** A new non-zero association group id, for binds that ask for one (spec a.8). Caller-supplied so it can be seeded. */
+  newAssocGroupId: () => number;
+}
+
+export type AssociationAction =
+  | { type: 'send'; bytes: Uint8Array; pdu: Pdu }
+  /** A complete request on an accepted context with opnum 0: run KMS and answer with respond(). */
+  | { type: 'call'; call: RpcCall }
+  | { type: 'close'; reason: string; error?: ProtocolError }
+  /** One log line per bad or noteworthy input. */
+  | { type: 'note'; level: 'info' | 'warn'; message: string; pdu?: Pdu };
+
+export interface RpcCall {
+  callId: number;
+  contextId: number;
+  opnum: number;
+  syntax: NdrSyntax;
+  stub: Uint8Array;
+}
+
+export type AssociationState = 'unbound' | 'bound' | 'closed';
+
+const FIRST_LAST = PFC.FIRST_FRAG | PFC.LAST_FRAG;
+const RESPONSE_OVERHEAD = 24;
+
+export class Association {
+  private readonly opts: AssociationOptions;
+  private readonly framer: Framer;
+  private readonly assembler: CallAssembler;
+  private readonly ctx = new Map<number, NdrSyntax>();
+  private readonly outstanding = new Set<number>();
+  private current: AssociationState = 'unbound';
+  private assocGroupId = 0;
+  /** Largest fragment we send, from the bind (spec a.7). */
+  private xmitFrag = HOST_MAX_FRAG;
+
+  constructor(opts: AssociationOptions) {
+    this.opts = opts;
+    this.framer = new Framer({ maxPduSize: opts.maxPduSize, checkHeader: checkHeaderEarly });
+    this.assembler = new CallAssembler({ maxCallSize: opts.maxCallSize });
+  }
+
+  get state(): AssociationState {
+    return this.current;
+  }
+
+  private get closed(): boolean {
+    return this.current === 'closed';
+  }
+
+  /** p_cont_id → transfer syntax of the contexts accepted so far. */
+  get contexts(): ReadonlyMap<number, NdrSyntax> {
+    return this.ctx;
+  }
+
+  /** Bytes of a PDU or of a fragmented call received but not complete (for the caller's idle timer). */
+  get pendingBytes(): number {
+    return this.framer.pendingBytes + this.assembler.pendingBytes;
+  }
+
+  /**
+   * Whether a call handed out by a 'call' action still awaits its answer. A call the client orphaned
+   * (PTYPE 19) or cancelled is no longer pending; a caller answering asynchronously should check this
+   * and not send the response (DCE: an orphaned call gets no reply).
+   */
+  isPending(callId: number): boolean {
+    return this.outstanding.has(callId);
+  }
+
+  receive(chunk: Uint8Array): AssociationAction[] {
+    const out: AssociationAction[] = [];
+    if (this.current === 'closed') return out;
+    let pdus: Uint8Array[];
+    try {
+      pdus = this.framer.push(chunk);
+    } catch (e) {
+      this.fail(out, asProtocolError(e));
+      return out;
+    }
+    for (const bytes of pdus) {
+      this.handle(bytes, out);
+      if (this.closed) return out;
+    }
+    // A bad header after good PDUs in the same chunk: those were handled, now give up.
+    const late = this.framer.error;
+    if (late) this.fail(out, late);
+    return out;
+  }
+
+  /**
+   * Encodes the response to `call` (spec a.7): flags 0x03, the call's call_id and context id,
+   * alloc_hint = stub length. A stub larger than one fragment (never the case for KMS) is split into
+   * several response PDUs, returned concatenated.
+   */
+  respond(call: RpcCall, stub: Uint8Array): Uint8Array {
+    this.outstanding.delete(call.callId);
+    // Fragment stubs are cut at multiples of 8 so NDR alignment survives reassembly [DCE].
+    const room = (this.xmitFrag - RESPONSE_OVERHEAD) & ~7;
+    if (stub.length <= room) return encodePdu(makeResponse(call.callId, call.contextId, stub));
+    const parts: Uint8Array[] = [];
+    for (let at = 0; at < stub.length; at += room) {
+      const pdu = makeResponse(call.callId, call.contextId, stub.subarray(at, at + room));
+      pdu.flags = (at === 0 ? PFC.FIRST_FRAG : 0) | (at + room >= stub.length ? PFC.LAST_FRAG : 0);
+      pdu.allocHint = stub.length - at;
+      parts.push(encodePdu(pdu));
+    }
+    return concat(parts);
+  }
+
+  /** Encodes a 32-byte fault for `call` (spec a.9); flags 0x23 unless `didNotExecute` is false. */
+  fault(call: RpcCall, status: number, didNotExecute = true): Uint8Array {
+    this.outstanding.delete(call.callId);
+    return encodePdu(makeFault(call.callId, call.contextId, status, didNotExecute));
+  }
+
+  // -------------------------------------------------------------------------------------------------
+
+  private handle(bytes: Uint8Array, out: AssociationAction[]): void {
+    let pdu: Pdu;
+    try {
+      pdu = decodePdu(bytes);
+    } catch (e) {
+      const err = asProtocolError(e);
+      const h = readHeader(bytes); // the framer guarantees 16 bytes
+      if (err.code === 'BAD_RPC_VERSION' && h.type === PTYPE.BIND) {
+        // Spec a.5: rpc_vers ≠ 5 → bind_nak reason 4 with versions {5.0}, then close.
+        // vlmcsd: answers a normal bind_ack carrying rpc_vers 4 and keeps the connection
+        // (bad-bad-rpc-version).
+        this.note(out, 'warn', `bind with rpc_vers ${h.rpcVersion}.${h.rpcVersionMinor}: bind_nak 4`);
+        this.send(out, makeBindNak(h.callId, BIND_NAK_REASON.PROTOCOL_VERSION_NOT_SUPPORTED));
+        this.close(out, 'unsupported RPC version', err);
+        return;
+      }
+      this.fail(out, err);
+      return;
+    }
+    switch (pdu.type) {
+      case PTYPE.BIND:
+        this.onBind(pdu, out);
+        return;
+      case PTYPE.ALTER_CONTEXT:
+        this.onAlterContext(pdu, out);
+        return;
+      case PTYPE.REQUEST:
+        this.onRequest(pdu, out);
+        return;
+      case PTYPE.CO_CANCEL:
+      case PTYPE.ORPHANED:
+        this.onCancel(pdu, out);
+        return;
+      case PTYPE.AUTH3:
+        // Spec a.2: not used by KMS, has no reply: ignore.
+        this.note(out, 'info', `auth3 (call ${pdu.callId}) ignored`, pdu);
+        return;
+      default:
+        // response, fault, bind_ack, bind_nak, alter_context_resp, shutdown: server-to-client PDUs
+        // (spec a.10 "other: close").
+        this.fail(
+          out,
+          new ProtocolError('BAD_PTYPE', `${ptypeName(pdu.type)} is a server-to-client PDU`, {
+            field: 'PTYPE',
+          }),
+          pdu,
+        );
+    }
+  }
+
+  private onBind(pdu: BindPdu, out: AssociationAction[]): void {
+    if (this.current === 'bound') {
+      // Spec a.5 / a.10: a second bind is a protocol error: bind_nak reason 0, then close.
+      this.note(out, 'warn', `second bind (call ${pdu.callId}) on a bound connection: bind_nak 0`, pdu);
+      this.send(out, makeBindNak(pdu.callId, BIND_NAK_REASON.NOT_SPECIFIED));
+      this.close(out, 'second bind', new ProtocolError('BAD_STATE', 'bind on a bound connection'));
+      return;
+    }
+    if ((pdu.flags & FIRST_LAST) !== FIRST_LAST) {
+      // Spec a.10: fragmented binds essentially never occur; close.
+      this.fail(out, fragmentedError('bind', pdu.flags), pdu);
+      return;
+    }
+    if (pdu.authVerifier) {
+      // Spec a.5: auth_length > 0 → bind_nak reason 8. The connection stays unbound; the client may
+      // bind again without authentication. (No vlmcsd capture: its probe set auth only on a request.)
+      this.note(out, 'warn', `bind (call ${pdu.callId}) with auth_length > 0: bind_nak 8`, pdu);
+      this.send(out, makeBindNak(pdu.callId, BIND_NAK_REASON.AUTHENTICATION_TYPE_NOT_RECOGNIZED));
+      return;
+    }
+    if (pdu.contexts.length === 0) {
+      // DCE p_reject_reason 5 (default_context_not_supported) is the answer to a bind proposing no
+      // context; the connection stays unbound (spec a.5: a refused bind gets a bind_nak).
+      // vlmcsd: closes the connection without an answer (bad-bind-zero-contexts).
+      this.note(out, 'warn', `bind (call ${pdu.callId}) without presentation contexts: bind_nak 5`, pdu);
+      this.send(out, makeBindNak(pdu.callId, BIND_NAK_REASON.DEFAULT_CONTEXT_NOT_SUPPORTED));
+      return;
+    }
+    const { results, accepted } = negotiate(pdu.contexts, this.opts.profile);
+    this.assocGroupId = pdu.assocGroupId !== 0 ? pdu.assocGroupId : this.opts.newAssocGroupId() >>> 0 || 1; // spec a.8
+    const maxXmitFrag = Math.min(pdu.maxXmitFrag, HOST_MAX_FRAG);
+    const maxRecvFrag = Math.min(pdu.maxRecvFrag, HOST_MAX_FRAG, this.opts.maxPduSize);
+    // What we send must fit the client's receive size; a silly value is raised to the DCE minimum.
+    this.xmitFrag = Math.max(MIN_MAX_FRAG, Math.min(maxXmitFrag, pdu.maxRecvFrag));
+    // Spec a.4 / a.7: flags 0x03 | the bind's PFC_CONC_MPX; max frags min(client, 5840).
+    // vlmcsd: copies the bind's flag byte and echoes the client's frag sizes (identical bytes for the
+    // 0x13 / 0x03 binds and the 5840 sizes in the captures) and leaves the pad byte uninitialised,
+    // which we send as 0.
+    const ack = makeBindAck(pdu.callId, FIRST_LAST | (pdu.flags & PFC.CONC_MPX), {
+      maxXmitFrag,
+      maxRecvFrag,
+      assocGroupId: this.assocGroupId,
+      secondaryAddress: this.opts.secondaryAddress,
+      results,
+    });
+    this.ctx.clear();
+    for (const [id, syntax] of accepted) this.ctx.set(id, syntax);
+    this.current = 'bound';
+    this.send(out, ack);
+  }
+
+  private onAlterContext(pdu: AlterContextPdu, out: AssociationAction[]): void {
+    if (this.current !== 'bound') {
+      this.fail(out, new ProtocolError('BAD_STATE', 'alter_context before bind'), pdu); // spec a.10
+      return;
+    }
+    if ((pdu.flags & FIRST_LAST) !== FIRST_LAST) {
+      this.fail(out, fragmentedError('alter_context', pdu.flags), pdu);
+      return;
+    }
+    if (pdu.authVerifier) {
+      this.fail(out, new ProtocolError('AUTH_NOT_SUPPORTED', 'alter_context with auth_length > 0'), pdu);
+      return;
+    }
+    const { results, accepted } = negotiate(pdu.contexts, this.opts.profile);
+    // Spec a.10: an element with the same p_cont_id replaces the old context, so a rejected one
+    // removes it.
+    for (const c of pdu.contexts) this.ctx.delete(c.contextId);
+    for (const [id, syntax] of accepted) this.ctx.set(id, syntax);
+    // Spec a.4: alter_context_resp has flags 0x03 and an empty secondary address.
+    // vlmcsd: its 2 pad bytes are left over from the previous port string (e.g. "17").
+    const resp = makeAlterContextResp(pdu.callId, FIRST_LAST, {
+      maxXmitFrag: Math.min(pdu.maxXmitFrag, HOST_MAX_FRAG),
+      maxRecvFrag: Math.min(pdu.maxRecvFrag, HOST_MAX_FRAG, this.opts.maxPduSize),
+      assocGroupId: this.assocGroupId,
+      secondaryAddress: '',
+      results,
+    });
+    this.send(out, resp);
+  }
+
+  private onRequest(pdu: RequestPdu, out: AssociationAction[]): void {
+    if (this.current !== 'bound') {
+      // Spec a.10: request requires BOUND, else close.
+      // vlmcsd: answers a fault nca_s_unk_if and keeps the connection (bad-request-before-bind).
+      this.fail(out, new ProtocolError('BAD_STATE', `request (call ${pdu.callId}) before bind`), pdu);
+      return;
+    }
+    if (pdu.authVerifier) {
+      // Spec a.1: KMS is unauthenticated and the bind negotiated no security context, so a request
+      // carrying an auth verifier cannot be honoured: fault nca_s_proto_error, stay connected.
+      // vlmcsd: ignores auth_length, runs the call and echoes auth_length 16 in a response that has
+      // no auth trailer (bad-auth-length-set).
+      this.assembler.cancel(pdu.callId);
+      this.note(out, 'warn', `request (call ${pdu.callId}) with auth_length > 0: fault proto_error`, pdu);
+      this.send(out, makeFault(pdu.callId, pdu.contextId, NCA_STATUS.PROTO_ERROR));
+      return;
+    }
+    let call: RequestPdu | null;
+    try {
+      // Spec a.10: fragments are buffered until PFC_LAST_FRAG; no reply before.
+      // vlmcsd: answers a first fragment at once and copies its flags 0x01 into the response
+      // (bad-request-not-last-frag).
+      call = this.assembler.add(pdu);
+    } catch (e) {
+      this.fail(out, asProtocolError(e), pdu);
+      return;
+    }
+    if (call === null) return;
+    const syntax = this.ctx.get(call.contextId);
+    if (syntax === undefined) {
+      // Spec a.9: fault nca_s_unk_if, flags 0x23, echoing call_id and p_cont_id.
+      // vlmcsd: writes call_id 2 into every fault, p_cont_id 0, and uninitialised cancel_count /
+      // reserved bytes (bad-request-wrong-ctx).
+      this.note(
+        out,
+        'warn',
+        `request (call ${call.callId}) on unknown context ${call.contextId}: fault`,
+        pdu,
+      );
+      this.send(out, makeFault(call.callId, call.contextId, NCA_STATUS.UNK_IF));
+      return;
+    }
+    if (call.opnum !== 0) {
+      // Spec a.9: opnum ≠ 0 → fault nca_s_op_rng_error.
+      // vlmcsd: ignores the opnum and runs RequestActivation (bad-request-wrong-opnum).
+      this.note(out, 'warn', `request (call ${call.callId}) with opnum ${call.opnum}: fault`, pdu);
+      this.send(out, makeFault(call.callId, call.contextId, NCA_STATUS.OP_RNG_ERROR));
+      return;
+    }
+    this.outstanding.add(call.callId);
+    out.push({
+      type: 'call',
+      call: { callId: call.callId, contextId: call.contextId, opnum: call.opnum, syntax, stub: call.stub },
+    });
+  }
+
+  private onCancel(pdu: GenericPdu, out: AssociationAction[]): void {
+    // Spec a.10: drop the pending call buffer for call_id, no reply.
+    const buffered = this.assembler.cancel(pdu.callId);
+    const dispatched = this.outstanding.delete(pdu.callId);
+    const dropped = buffered || dispatched;
+    this.note(
+      out,
+      'info',
+      `${ptypeName(pdu.type)} for call ${pdu.callId}${dropped ? ': call dropped' : ': no such call'}`,
+      pdu,
+    );
+  }
+
+  private send(out: AssociationAction[], pdu: Pdu): void {
+    out.push({ type: 'send', bytes: encodePdu(pdu), pdu });
+  }
+
+  private note(out: AssociationAction[], level: 'info' | 'warn', message: string, pdu?: Pdu): void {
+    out.push(pdu ? { type: 'note', level, message, pdu } : { type: 'note', level, message });
+  }
+
+  private close(out: AssociationAction[], reason: string, error?: ProtocolError): void {
+    this.current = 'closed';
+    out.push(error ? { type: 'close', reason, error } : { type: 'close', reason });
+  }
+
+  /** One note and a close for input we cannot go on after. */
+  private fail(out: AssociationAction[], error: ProtocolError, pdu?: Pdu): void {
+    this.note(out, 'warn', `${error.code}: ${error.message}`, pdu);
+    this.close(out, error.message, error);
+  }
+}
+
+/**
+ * Run by the framer on each header before it waits for the body, so garbage is refused at once
+ * instead of after frag_length bytes (spec a.10 validates the header first). A bind with a wrong
+ * rpc_vers is let through: it is answered by a bind_nak once whole.
+ */
+function checkHeaderEarly(header: Uint8Array): void {
+  const h = readHeader(header);
+  try {
+    validateHeader(h);
+  } catch (e) {
+    if (e instanceof ProtocolError && e.code === 'BAD_RPC_VERSION' && h.type === PTYPE.BIND) return;
+    throw e;
+  }
+}
+
+function fragmentedError(what: string, flags: number): ProtocolError {
+  return new ProtocolError('BAD_FRAGMENT', `fragmented ${what} (pfc_flags 0x${flags.toString(16)})`, {
+    field: 'pfc_flags',
+  });
+}
+
+function asProtocolError(e: unknown): ProtocolError {
+  if (e instanceof ProtocolError) return e;
+  throw e;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
