@@ -110,7 +110,7 @@ export function decodeRequest(message: Uint8Array, opts: DecodeRequestOptions = 
     version,
     body,
     q: plain.slice(0, 16),
-    iv: message.slice(4, 20),
+    iv: Uint8Array.prototype.slice.call(message, 4, 20),
     integrityOk,
   };
 }

@@ -1,0 +1,36 @@
+/** Helpers shared by the two store implementations, so both give the same answers. */
+import type { HistoryQuery, PoolEntry } from './store.js';
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The order of `StoreSnapshot.pools`: applicationId, then cmid (UTF-16 code units). */
+export function comparePoolEntries(a: PoolEntry, b: PoolEntry): number {
+  return cmp(a.applicationId, b.applicationId) || cmp(a.cmid, b.cmid);
+}
+
+/** Throws on a query no implementation should silently reinterpret. */
+export function checkHistoryQuery(q: HistoryQuery): void {
+  if (q.limit !== undefined && !(Number.isInteger(q.limit) && q.limit >= 0)) {
+    throw new RangeError(`history: limit must be a non-negative integer, got ${q.limit}`);
+  }
+  for (const k of ['from', 'to', 'sinceSeq'] as const) {
+    const v = q[k];
+    if (v !== undefined && Number.isNaN(v)) throw new RangeError(`history: ${k} is NaN`);
+  }
+}
+
+/** Meta is string → string in both stores (SQLite would otherwise quietly turn a number into text). */
+export function checkMeta(key: unknown, value: unknown): void {
+  if (typeof key !== 'string' || typeof value !== 'string') {
+    throw new TypeError(`meta ${String(key)}: key and value must be strings`);
+  }
+}
+
+export class StoreClosedError extends Error {
+  override readonly name = 'StoreClosedError';
+  constructor(kind: string) {
+    super(`${kind} store is closed`);
+  }
+}

@@ -1,0 +1,137 @@
+/** The ephemeral store: plain maps and an array, same semantics as SqliteStore. Nothing survives the process. */
+import { checkHistoryQuery, checkMeta, comparePoolEntries, StoreClosedError } from './common.js';
+import type { HistoryQuery, HistoryRecord, PoolEntry, Store, StoreChange, StoreSnapshot } from './store.js';
+
+function copyRecord(r: HistoryRecord, seq: number): HistoryRecord {
+  const out: HistoryRecord = {
+    seq,
+    time: r.time,
+    connectionId: r.connectionId,
+    peer: r.peer,
+    cmid: r.cmid,
+    previousCmid: r.previousCmid,
+    applicationId: r.applicationId,
+    skuId: r.skuId,
+    kmsId: r.kmsId,
+    requiredCount: r.requiredCount,
+    count: r.count,
+    wouldActivate: r.wouldActivate,
+    hresult: r.hresult,
+    protocol: r.protocol,
+    ndr: r.ndr,
+    workstation: r.workstation,
+    epid: r.epid,
+    licenseStatus: r.licenseStatus,
+    vm: r.vm,
+  };
+  if (r.fault !== undefined && r.fault !== null) out.fault = r.fault;
+  return out;
+}
+
+function copyEntry(e: PoolEntry): PoolEntry {
+  return {
+    applicationId: e.applicationId,
+    cmid: e.cmid,
+    firstSeen: e.firstSeen,
+    lastSeen: e.lastSeen,
+    workstation: e.workstation,
+    skuId: e.skuId,
+    kmsId: e.kmsId,
+  };
+}
+
+export class MemoryStore implements Store {
+  readonly kind = 'memory' as const;
+  readonly path = null;
+  /** applicationId -> cmid -> entry */
+  private readonly pools = new Map<string, Map<string, PoolEntry>>();
+  private readonly meta = new Map<string, string>();
+  /** history[i].seq === i + 1 */
+  private records: HistoryRecord[] = [];
+  private closed = false;
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreClosedError(this.kind);
+  }
+
+  load(): StoreSnapshot {
+    this.assertOpen();
+    const pools: PoolEntry[] = [];
+    for (const byCmid of this.pools.values()) for (const e of byCmid.values()) pools.push(copyEntry(e));
+    pools.sort(comparePoolEntries);
+    return { pools, meta: Object.fromEntries(this.meta) };
+  }
+
+  commit(change: StoreChange): number {
+    this.assertOpen();
+    // Copy everything first so a throw part-way leaves the store untouched (atomicity, as in SQLite).
+    const upserts = change.upsert?.map(copyEntry) ?? [];
+    const record = change.history ? copyRecord(change.history, this.records.length + 1) : undefined;
+    const meta = change.meta ? Object.entries(change.meta) : [];
+    for (const [k, v] of meta) checkMeta(k, v);
+    for (const r of change.remove ?? []) {
+      const byCmid = this.pools.get(r.applicationId);
+      if (byCmid?.delete(r.cmid) && byCmid.size === 0) this.pools.delete(r.applicationId);
+    }
+    for (const e of upserts) {
+      let byCmid = this.pools.get(e.applicationId);
+      if (!byCmid) {
+        byCmid = new Map();
+        this.pools.set(e.applicationId, byCmid);
+      }
+      byCmid.set(e.cmid, e);
+    }
+    for (const [k, v] of meta) this.meta.set(k, v);
+    if (!record) return 0;
+    this.records.push(record);
+    return record.seq!;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.assertOpen();
+    checkMeta(key, value);
+    this.meta.set(key, value);
+  }
+
+  getMeta(key: string): string | undefined {
+    this.assertOpen();
+    return this.meta.get(key);
+  }
+
+  history(q: HistoryQuery = {}): HistoryRecord[] {
+    this.assertOpen();
+    checkHistoryQuery(q);
+    const out: HistoryRecord[] = [];
+    const limit = q.limit ?? Number.POSITIVE_INFINITY;
+    if (limit === 0) return out;
+    // seq is index + 1, so sinceSeq is a starting index.
+    const start = q.sinceSeq === undefined ? 0 : Math.max(0, Math.floor(q.sinceSeq));
+    for (let i = start; i < this.records.length; i++) {
+      const r = this.records[i]!;
+      if (q.from !== undefined && r.time < q.from) continue;
+      if (q.to !== undefined && r.time > q.to) continue;
+      if (q.cmid !== undefined && r.cmid !== q.cmid) continue;
+      if (q.applicationId !== undefined && r.applicationId !== q.applicationId) continue;
+      if (q.wouldActivate !== undefined && r.wouldActivate !== q.wouldActivate) continue;
+      out.push(copyRecord(r, r.seq!));
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  historyCount(): number {
+    this.assertOpen();
+    return this.records.length;
+  }
+
+  reset(opts: { all?: boolean } = {}): void {
+    this.assertOpen();
+    this.pools.clear();
+    this.records = [];
+    if (opts.all) this.meta.clear();
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * Schema versions of the SQLite store. The version lives in the database header (`PRAGMA
+ * user_version`), the file is marked as ours with `PRAGMA application_id`. Opening a file runs every
+ * migration newer than its version, in order, in one IMMEDIATE transaction (so a crash mid-migration
+ * leaves the old version intact, and two processes opening the same old file do not both migrate it).
+ *
+ * Rules for adding a migration: append to MIGRATIONS with the next version number; never edit a
+ * released one (files in the field were built by it); keep it pure SQL that works inside a
+ * transaction (no VACUUM, no journal_mode changes).
+ */
+import type Database from 'better-sqlite3';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** 'KMSL', stored in the header at offset 68 so `file(1)`-style checks and we can recognise our files. */
+export const APPLICATION_ID = 0x4b4d534c;
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'pools, history, meta',
+    sql: `
+      CREATE TABLE pools (
+        application_id TEXT NOT NULL,
+        cmid TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        workstation TEXT NOT NULL,
+        sku_id TEXT NOT NULL,
+        kms_id TEXT NOT NULL,
+        PRIMARY KEY (application_id, cmid)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE history (
+        seq INTEGER PRIMARY KEY,
+        time INTEGER NOT NULL,
+        connection_id INTEGER NOT NULL,
+        peer TEXT NOT NULL,
+        cmid TEXT NOT NULL,
+        previous_cmid TEXT NOT NULL,
+        application_id TEXT NOT NULL,
+        sku_id TEXT NOT NULL,
+        kms_id TEXT NOT NULL,
+        required_count INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        would_activate INTEGER NOT NULL CHECK (would_activate IN (0, 1)),
+        hresult INTEGER NOT NULL,
+        protocol INTEGER NOT NULL,
+        ndr TEXT NOT NULL CHECK (ndr IN ('ndr32', 'ndr64')),
+        workstation TEXT NOT NULL,
+        epid TEXT NOT NULL,
+        license_status INTEGER NOT NULL,
+        vm INTEGER NOT NULL CHECK (vm IN (0, 1))
+      );
+
+      CREATE TRIGGER history_append_only BEFORE UPDATE ON history
+      BEGIN
+        SELECT RAISE(ABORT, 'history is append-only');
+      END;
+
+      CREATE TABLE meta (
+        key TEXT PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 2,
+    name: 'history.fault column; history indexes on time and cmid',
+    sql: `
+      ALTER TABLE history ADD COLUMN fault TEXT;
+      CREATE INDEX history_time ON history (time);
+      CREATE INDEX history_cmid ON history (cmid, seq);
+    `,
+  },
+];
+
+function checkMigrations(list: readonly Migration[]): number {
+  list.forEach((m, i) => {
+    if (m.version !== i + 1)
+      throw new Error(`migrations: entry ${i} has version ${m.version}, expected ${i + 1}`);
+  });
+  return list.length;
+}
+
+/** The version this code writes and understands. */
+export const SCHEMA_VERSION: number = checkMigrations(MIGRATIONS);
+
+export function schemaVersion(db: Database.Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+export class SchemaError extends Error {
+  override readonly name = 'SchemaError';
+}
+
+/**
+ * Refuses files that are not ours or are newer than this code. Read-only: safe to call before
+ * anything (such as switching to WAL) modifies the file.
+ */
+export function checkSchema(db: Database.Database, file: string): number {
+  const appId = db.pragma('application_id', { simple: true }) as number;
+  const version = schemaVersion(db);
+  if (appId !== 0 && appId !== APPLICATION_ID) {
+    throw new SchemaError(
+      `${file}: not a kmslab store (application_id 0x${(appId >>> 0).toString(16)}, expected 0x${APPLICATION_ID.toString(16)})`,
+    );
+  }
+  if (version > SCHEMA_VERSION) {
+    throw new SchemaError(
+      `${file}: store schema version ${version} is newer than this kmslab understands (${SCHEMA_VERSION}); ` +
+        'upgrade kmslab or use another store file',
+    );
+  }
+  if (version === 0) {
+    const { n } = db.prepare('SELECT count(*) AS n FROM sqlite_schema').get() as { n: number };
+    if (n > 0)
+      throw new SchemaError(`${file}: not a kmslab store (unversioned database with ${n} schema objects)`);
+  }
+  return version;
+}
+
+/**
+ * Brings the database to `target` (default: SCHEMA_VERSION) in one IMMEDIATE transaction. The version
+ * is re-read inside the transaction so a concurrent opener that migrated first is respected.
+ */
+export function migrate(
+  db: Database.Database,
+  target: number = SCHEMA_VERSION,
+  file = db.name,
+): { from: number; to: number } {
+  if (!Number.isInteger(target) || target < 1 || target > SCHEMA_VERSION) {
+    throw new RangeError(`migrate: target ${target} outside 1..${SCHEMA_VERSION}`);
+  }
+  const run = db.transaction(() => {
+    const from = checkSchema(db, file);
+    if (from > target) throw new SchemaError(`${file}: at version ${from}, cannot migrate down to ${target}`);
+    for (const m of MIGRATIONS) {
+      if (m.version <= from || m.version > target) continue;
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    }
+    if (from < target) db.pragma(`application_id = ${APPLICATION_ID}`);
+    return { from, to: target };
+  });
+  return run.immediate();
+}

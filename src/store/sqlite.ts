@@ -1,0 +1,271 @@
+/**
+ * The persistent store: one SQLite file through better-sqlite3, in WAL mode.
+ *
+ * Durability (the requirement: a client must never receive a response whose CMID is then lost when the
+ * process crashes, i.e. SIGKILL, an uncaught exception, the OOM killer; not power loss):
+ *
+ * - The host calls `commit()` before it sends the response. `commit()` runs one SQLite transaction;
+ *   when it returns, SQLite has `write()`n the transaction's pages and its commit frame into the `-wal`
+ *   file. Those bytes are now in the kernel's page cache, owned by the OS, not by our process.
+ * - If the process then dies, however abruptly, the kernel still writes those pages back to the file
+ *   (or serves them to the next reader from the cache). The next `open` finds a WAL whose last frame
+ *   is a valid commit frame (checksums chain through the frames), replays it, and the CMID is there.
+ * - `synchronous = NORMAL` in WAL mode only skips the `fsync()` of the WAL at each commit (it still
+ *   syncs at checkpoints, so the database file itself is never corrupted). An `fsync()` protects data
+ *   against the *OS* losing its page cache (kernel panic, power loss), which a process crash does not
+ *   do. So NORMAL already meets the requirement, at a few microseconds per commit instead of an fsync.
+ * - `durability: 'full'` (synchronous = FULL) fsyncs the WAL on every commit: use it when the lab
+ *   must also survive power loss or a VM being reset, and accept the per-commit cost of one fsync.
+ * - A process crash *during* `commit()` (before it returns) may lose that one transaction, all or
+ *   nothing; but the response has not been sent, so no client saw it.
+ *
+ * test/unit/store/sqlite.test.ts checks this by SIGKILLing a child process right after a commit.
+ *
+ * Other settings: busy_timeout so a reader in another process (e.g. a CLI reading history while the
+ * host runs) makes us wait instead of failing; foreign_keys off (there are none, and it costs a check
+ * per statement); all statements on the per-request path are prepared once in the constructor.
+ */
+import Database from 'better-sqlite3';
+import { checkHistoryQuery, checkMeta, comparePoolEntries, StoreClosedError } from './common.js';
+import { checkSchema, migrate } from './migrations.js';
+import type {
+  HistoryQuery,
+  HistoryRecord,
+  PoolEntry,
+  Store,
+  StoreChange,
+  StoreOptions,
+  StoreSnapshot,
+} from './store.js';
+
+/** How long a statement waits for a lock held by another connection before failing with SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 5000;
+
+const HISTORY_COLUMNS = `seq, time, connection_id AS connectionId, peer, cmid, previous_cmid AS previousCmid,
+  application_id AS applicationId, sku_id AS skuId, kms_id AS kmsId, required_count AS requiredCount, count,
+  would_activate AS wouldActivate, hresult, protocol, ndr, workstation, epid, license_status AS licenseStatus,
+  vm, fault`;
+
+interface HistoryRow extends Omit<HistoryRecord, 'wouldActivate' | 'vm' | 'fault'> {
+  wouldActivate: number;
+  vm: number;
+  fault: string | null;
+}
+
+function rowToRecord(row: HistoryRow): HistoryRecord {
+  const { fault, wouldActivate, vm, ...rest } = row;
+  const out: HistoryRecord = { ...rest, wouldActivate: wouldActivate === 1, vm: vm === 1 };
+  if (fault !== null) out.fault = fault;
+  return out;
+}
+
+/** Bits of HistoryQuery that change the SQL text; one cached statement per combination. */
+const FILTERS = [
+  ['from', 'time >= @from'],
+  ['to', 'time <= @to'],
+  ['cmid', 'cmid = @cmid'],
+  ['applicationId', 'application_id = @applicationId'],
+  ['sinceSeq', 'seq > @sinceSeq'],
+  ['wouldActivate', 'would_activate = @wouldActivate'],
+  ['limit', null],
+] as const;
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  readonly path: string;
+  /** The connection, for tests and diagnostics (pragmas, ad-hoc queries). Not part of `Store`. */
+  readonly db: Database.Database;
+
+  private readonly stmt: {
+    remove: Database.Statement<[string, string]>;
+    upsert: Database.Statement<[string, string, number, number, string, string, string]>;
+    setMeta: Database.Statement<[string, string]>;
+    getMeta: Database.Statement<[string], { value: string }>;
+    insertHistory: Database.Statement<unknown[]>;
+    loadPools: Database.Statement<[], PoolEntry>;
+    loadMeta: Database.Statement<[], { key: string; value: string }>;
+    count: Database.Statement<[], { n: number }>;
+  };
+  private readonly historyStmts = new Map<
+    number,
+    Database.Statement<[Record<string, unknown>], HistoryRow>
+  >();
+  private readonly commitTx: Database.Transaction<(change: StoreChange) => number>;
+  private readonly resetTx: Database.Transaction<(all: boolean) => void>;
+
+  /** `file` is used as given (openStore resolves it and creates its directory). */
+  constructor(file: string, opts: StoreOptions = {}) {
+    const durability = opts.durability ?? 'normal';
+    if (durability !== 'normal' && durability !== 'full') {
+      throw new RangeError(`durability must be 'normal' or 'full', got ${String(durability)}`);
+    }
+    this.path = file;
+    const db = new Database(file);
+    try {
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      // Refuse foreign or newer files before anything below writes to them.
+      checkSchema(db, file);
+      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      if (mode !== 'wal') throw new Error(`${file}: could not switch to WAL mode (journal_mode is ${mode})`);
+      db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
+      db.pragma('foreign_keys = OFF');
+      migrate(db, undefined, file);
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+    this.db = db;
+
+    this.stmt = {
+      remove: db.prepare('DELETE FROM pools WHERE application_id = ? AND cmid = ?'),
+      upsert: db.prepare(
+        `INSERT INTO pools (application_id, cmid, first_seen, last_seen, workstation, sku_id, kms_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (application_id, cmid) DO UPDATE SET first_seen = excluded.first_seen,
+           last_seen = excluded.last_seen, workstation = excluded.workstation, sku_id = excluded.sku_id,
+           kms_id = excluded.kms_id`,
+      ),
+      setMeta: db.prepare(
+        'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      ),
+      getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
+      insertHistory: db.prepare(
+        `INSERT INTO history (time, connection_id, peer, cmid, previous_cmid, application_id, sku_id, kms_id,
+           required_count, count, would_activate, hresult, protocol, ndr, workstation, epid, license_status, vm,
+           fault)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      loadPools: db.prepare(
+        `SELECT application_id AS applicationId, cmid, first_seen AS firstSeen, last_seen AS lastSeen,
+           workstation, sku_id AS skuId, kms_id AS kmsId FROM pools`,
+      ),
+      loadMeta: db.prepare('SELECT key, value FROM meta'),
+      count: db.prepare('SELECT count(*) AS n FROM history'),
+    };
+
+    const s = this.stmt;
+    this.commitTx = db.transaction((change: StoreChange): number => {
+      if (change.remove) for (const r of change.remove) s.remove.run(r.applicationId, r.cmid);
+      if (change.upsert) {
+        for (const e of change.upsert) {
+          s.upsert.run(e.applicationId, e.cmid, e.firstSeen, e.lastSeen, e.workstation, e.skuId, e.kmsId);
+        }
+      }
+      if (change.meta) {
+        for (const k of Object.keys(change.meta)) {
+          const v = change.meta[k];
+          checkMeta(k, v);
+          s.setMeta.run(k, v as string);
+        }
+      }
+      const h = change.history;
+      if (!h) return 0;
+      const info = s.insertHistory.run(
+        h.time,
+        h.connectionId,
+        h.peer,
+        h.cmid,
+        h.previousCmid,
+        h.applicationId,
+        h.skuId,
+        h.kmsId,
+        h.requiredCount,
+        h.count,
+        h.wouldActivate ? 1 : 0,
+        h.hresult,
+        h.protocol,
+        h.ndr,
+        h.workstation,
+        h.epid,
+        h.licenseStatus,
+        h.vm ? 1 : 0,
+        h.fault ?? null,
+      );
+      return Number(info.lastInsertRowid);
+    });
+
+    const clearPools = db.prepare('DELETE FROM pools');
+    const clearHistory = db.prepare('DELETE FROM history');
+    const clearMeta = db.prepare('DELETE FROM meta');
+    this.resetTx = db.transaction((all: boolean) => {
+      clearPools.run();
+      // With `seq INTEGER PRIMARY KEY` (no AUTOINCREMENT) the next seq is max(seq) + 1, so 1 after this.
+      clearHistory.run();
+      if (all) clearMeta.run();
+    });
+  }
+
+  private assertOpen(): void {
+    if (!this.db.open) throw new StoreClosedError(this.kind);
+  }
+
+  load(): StoreSnapshot {
+    this.assertOpen();
+    const read = this.db.transaction(() => ({
+      pools: this.stmt.loadPools.all(),
+      metaRows: this.stmt.loadMeta.all(),
+    }));
+    const { pools, metaRows } = read();
+    pools.sort(comparePoolEntries);
+    // fromEntries defines own properties, so a key such as `__proto__` survives.
+    const meta: Record<string, string> = Object.fromEntries(metaRows.map((r) => [r.key, r.value]));
+    return { pools, meta };
+  }
+
+  commit(change: StoreChange): number {
+    this.assertOpen();
+    // IMMEDIATE: take the write lock up front, so a concurrent reader in another process can never make
+    // this transaction fail half-way with SQLITE_BUSY_SNAPSHOT; busy_timeout covers waiting for it.
+    return this.commitTx.immediate(change);
+  }
+
+  setMeta(key: string, value: string): void {
+    this.assertOpen();
+    checkMeta(key, value);
+    this.stmt.setMeta.run(key, value);
+  }
+
+  getMeta(key: string): string | undefined {
+    this.assertOpen();
+    return this.stmt.getMeta.get(key)?.value;
+  }
+
+  history(q: HistoryQuery = {}): HistoryRecord[] {
+    this.assertOpen();
+    checkHistoryQuery(q);
+    let mask = 0;
+    const params: Record<string, unknown> = {};
+    FILTERS.forEach(([key], i) => {
+      const v = q[key];
+      if (v === undefined) return;
+      mask |= 1 << i;
+      params[key] = typeof v === 'boolean' ? (v ? 1 : 0) : v;
+    });
+    let stmt = this.historyStmts.get(mask);
+    if (!stmt) {
+      const where = FILTERS.flatMap(([, sql], i) => (sql !== null && mask & (1 << i) ? [sql] : []));
+      const sql =
+        `SELECT ${HISTORY_COLUMNS} FROM history` +
+        (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
+        ' ORDER BY seq' +
+        (q.limit !== undefined ? ' LIMIT @limit' : '');
+      stmt = this.db.prepare<[Record<string, unknown>], HistoryRow>(sql);
+      this.historyStmts.set(mask, stmt);
+    }
+    return stmt.all(params).map(rowToRecord);
+  }
+
+  historyCount(): number {
+    this.assertOpen();
+    return this.stmt.count.get()!.n;
+  }
+
+  reset(opts: { all?: boolean } = {}): void {
+    this.assertOpen();
+    this.resetTx.immediate(opts.all === true);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
