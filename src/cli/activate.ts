@@ -159,7 +159,9 @@ export function registerActivate(program: Command): void {
     .option('--no-btfn', 'do not offer bind-time feature negotiation')
     .option('--no-multiplex', 'bind without PFC_CONC_MPX (flags 0x03)')
     .addOption(
-      new Option('--requests <n>', 'requests to send').argParser(intParser('--requests', 1, 100_000)).default(1),
+      new Option('--requests <n>', 'requests to send')
+        .argParser(intParser('--requests', 1, 100_000))
+        .default(1),
     )
     .option('--new-connection', 'a new TCP connection (and bind) for every request')
     .addOption(
@@ -169,7 +171,9 @@ export function registerActivate(program: Command): void {
     )
     .option('--json', 'one JSON object per line per request')
     .option('--discover <domain>', 'find the host by DNS SRV _vlmcs._tcp.DOMAIN')
-    .addOption(new Option('--dns-server <host:port>', 'DNS server for --discover').argParser(hostPortParser(53)))
+    .addOption(
+      new Option('--dns-server <host:port>', 'DNS server for --discover').argParser(hostPortParser(53)),
+    )
     .addOption(
       new Option('--seed <n>', 'seed the random source (CMID, IVs, DNS) for a reproducible run').argParser(
         intParser('--seed', 0, 0xffffffff),
@@ -187,9 +191,11 @@ async function runActivate(hostArg: string | undefined, o: ActivateCliOptions, c
     if (output.writeOut) output.writeOut(s);
     else process.stdout.write(s);
   };
-  const usage = (msg: string): never => cmd.error(`error: ${msg}`, { exitCode: ACTIVATE_EXIT.USAGE, code: 'kmslab.usage' });
+  const usage = (msg: string): never =>
+    cmd.error(`error: ${msg}`, { exitCode: ACTIVATE_EXIT.USAGE, code: 'kmslab.usage' });
 
-  if (hostArg !== undefined && o.discover !== undefined) usage('give either HOST or --discover DOMAIN, not both');
+  if (hostArg !== undefined && o.discover !== undefined)
+    usage('give either HOST or --discover DOMAIN, not both');
   if (hostArg === undefined && o.discover === undefined) usage('give a HOST[:PORT] or --discover DOMAIN');
   if (o.dnsServer !== undefined && o.discover === undefined) usage('--dns-server only goes with --discover');
   if (o.workstation !== undefined && o.workstation.length > 63) usage('--workstation: at most 63 characters');
@@ -288,7 +294,9 @@ export function jsonResult(r: ActivationResult): Record<string, unknown> {
   if (r.hmacSlot !== undefined) o['hmacSlot'] = r.hmacSlot;
   if (r.error) {
     o['error'] =
-      r.error.ncaStatus !== undefined ? { ...r.error, ncaStatus: hresultHex(r.error.ncaStatus) } : { ...r.error };
+      r.error.ncaStatus !== undefined
+        ? { ...r.error, ncaStatus: hresultHex(r.error.ncaStatus) }
+        : { ...r.error };
   }
   return o;
 }

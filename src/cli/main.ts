@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerActivate } from './activate.js';
 import { registerServe } from './serve.js';
 
 /** The `kmslab` command line: one thin file per command. */
@@ -11,5 +12,6 @@ export function buildProgram(): Command {
     )
     .version('0.1.0');
   registerServe(program);
+  registerActivate(program);
   return program;
 }

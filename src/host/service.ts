@@ -9,7 +9,7 @@ import type { Guid } from '../wire/guid.js';
 import type { Clock } from './clock.js';
 import type { ActivationEvent } from './events.js';
 import { createHostState, type HostState, handle, poolFor } from './host.js';
-import { createIdentity, type HostIdentity, type IdentityOptions } from './identity.js';
+import { createIdentity, epidFor, type HostIdentity, type IdentityOptions } from './identity.js';
 import { type HostPolicy, resolvePolicy } from './policy.js';
 import { CMID_RETENTION_MS } from './pool.js';
 import type { Random } from './random.js';
@@ -69,6 +69,12 @@ export interface KmsServiceOptions {
 }
 
 const META_IDENTITY = 'identity';
+
+/**
+ * CMID of the control API's /healthz probe: answered like any request (real bind, real crypto) but
+ * never counted, recorded or announced, so a health check cannot move the count it reports.
+ */
+export const HEALTH_CHECK_CMID: Guid = '6b6d736c-6162-4000-8000-6865616c7468';
 const META_CLOCK = 'manualClock';
 
 /**
@@ -162,6 +168,7 @@ export class KmsService {
       return { kind: 'response', stub: wrapErrorStub(HResult.INVALID_DATA, ndr), event: null, error: e };
     }
     const info: CallInfo = { ...conn, protocol: decoded.version, ndr };
+    if (decoded.body.cmid === HEALTH_CHECK_CMID) return this.answerProbe(decoded, ndr);
     this.nth += 1;
     const fault = faults?.(decoded.body, info) ?? null;
     const now = this.clock.now();
@@ -229,6 +236,25 @@ export class KmsService {
       error: null,
       fault,
     };
+  }
+
+  private answerProbe(decoded: ReturnType<typeof decodeRequest>, ndr: NdrSyntax): CallOutcome {
+    const b = decoded.body;
+    const message = encodeResponse(
+      decoded,
+      {
+        minorVersion: b.minorVersion,
+        majorVersion: b.majorVersion,
+        epid: epidFor(this.state.identity, this.state.catalog, b.kmsId, b.applicationId),
+        cmid: b.cmid,
+        clientTime: b.clientTime,
+        currentCount: this.countFor(b.applicationId),
+        activationInterval: this.state.policy.activationInterval,
+        renewalInterval: this.state.policy.renewalInterval,
+      },
+      { random: (n) => this.responseRandom.bytes(n), hwid: this.state.identity.hwid },
+    );
+    return { kind: 'response', stub: wrapResponseStub(message, ndr), event: null, error: null };
   }
 
   /** Per pool: count, capacity, which thresholds the count meets. */

@@ -3,11 +3,12 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { type Catalog, defaultCatalog } from '../catalog/products.js';
+import { activate } from '../client/client.js';
 import { type Clock, ManualClock, SystemClock } from '../host/clock.js';
 import type { IdentityOptions } from '../host/identity.js';
 import type { HostPolicy } from '../host/policy.js';
 import { SeededRandom } from '../host/random.js';
-import { KmsService } from '../host/service.js';
+import { HEALTH_CHECK_CMID, KmsService } from '../host/service.js';
 import { openStore, type Store } from '../store/store.js';
 import { createControlApi } from './control-api.js';
 import { KmsServer, type ListenAddress, type ServerHooks, type ServerLimits } from './tcp.js';
@@ -34,6 +35,9 @@ export interface HostRuntimeOptions {
   /** Extra control routes (faults, metrics, dashboard). */
   extraRoutes?: Parameters<typeof createControlApi>[0]['extraRoutes'];
   healthCheck?: (addr: ListenAddress) => Promise<Record<string, unknown>>;
+  /** Called after the control API moved the manual clock or reset the host (the lab harness listens). */
+  onControlClockChange?: () => void;
+  onControlReset?: () => void;
 }
 
 export interface HostRuntime {
@@ -96,8 +100,9 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
       service,
       logger,
       extraRoutes: opts.extraRoutes,
-      healthCheck: () =>
-        opts.healthCheck ? opts.healthCheck(first) : Promise.resolve({ note: 'no health check configured' }),
+      ...(opts.onControlClockChange ? { onClockChange: opts.onControlClockChange } : {}),
+      ...(opts.onControlReset ? { onReset: opts.onControlReset } : {}),
+      healthCheck: () => (opts.healthCheck ? opts.healthCheck(first) : selfCheck(first, service)),
     });
     await new Promise<void>((resolve, reject) => {
       api.once('error', reject);
@@ -127,5 +132,33 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
       service.saveClock();
       store.close();
     },
+  };
+}
+
+/**
+ * /healthz: a real bind and V6 activation against our own listener, with the probe CMID the service
+ * answers without counting (so the check cannot move the count it reports).
+ */
+async function selfCheck(addr: ListenAddress, service: KmsService): Promise<Record<string, unknown>> {
+  const host = addr.host === '0.0.0.0' ? '127.0.0.1' : addr.host === '::' ? '::1' : addr.host;
+  const started = performance.now();
+  const [r] = await activate({
+    host,
+    port: addr.port,
+    product: 'Windows 10/11 Enterprise',
+    cmid: HEALTH_CHECK_CMID,
+    workstation: 'kmslab-healthz',
+    clock: service.clock,
+    timeoutMs: 5000,
+  });
+  if (!r || r.error || r.epid === null) {
+    throw new Error(`self-activation failed: ${r?.error?.message ?? 'no result'}`);
+  }
+  return {
+    listener: `${host}:${addr.port}`,
+    protocol: r.protocol,
+    epid: r.epid,
+    count: r.count,
+    ms: Math.round((performance.now() - started) * 10) / 10,
   };
 }
