@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerActivate } from './activate.js';
+import { registerDnsRecord } from './dns-record.js';
 import { registerServe } from './serve.js';
 
 /** The `kmslab` command line: one thin file per command. */
@@ -13,5 +14,6 @@ export function buildProgram(): Command {
     .version('0.1.0');
   registerServe(program);
   registerActivate(program);
+  registerDnsRecord(program);
   return program;
 }

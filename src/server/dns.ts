@@ -58,6 +58,9 @@ export const MAX_UDP_SIZE = 512;
 /** Largest EDNS0 UDP payload we honour (RFC 6891 suggests 4096 at most; DNS flag day 2020: 1232). */
 export const MAX_EDNS_UDP_SIZE = 4096;
 
+/** Concurrent DNS-over-TCP connections; Node closes any beyond it at once. */
+export const MAX_TCP_CONNECTIONS = 256;
+
 const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 const OPCODE_QUERY = 0;
 
@@ -73,7 +76,8 @@ export function normalizeName(name: string): string {
 /** A DNS host name: 1–63-character labels of letters, digits and hyphens (underscores allowed), ≤ 253 in all. */
 export function checkDnsName(name: string, what: string): string {
   const n = normalizeName(name);
-  if (n.length === 0 || n.length > 253) throw new RangeError(`${what} "${name}" is not a DNS name (1 to 253 characters)`);
+  if (n.length === 0 || n.length > 253)
+    throw new RangeError(`${what} "${name}" is not a DNS name (1 to 253 characters)`);
   for (const label of n.split('.')) {
     if (!/^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/.test(label)) {
       throw new RangeError(
@@ -86,7 +90,8 @@ export function checkDnsName(name: string, what: string): string {
 
 function u16(v: number | undefined, fallback: number, what: string, min = 0): number {
   const n = v ?? fallback;
-  if (!Number.isInteger(n) || n < min || n > 0xffff) throw new RangeError(`${what} must be an integer in ${min}..65535`);
+  if (!Number.isInteger(n) || n < min || n > 0xffff)
+    throw new RangeError(`${what} must be an integer in ${min}..65535`);
   return n;
 }
 
@@ -94,11 +99,14 @@ function u16(v: number | undefined, fallback: number, what: string, min = 0): nu
 export function buildZone(opts: Pick<DnsResponderOptions, 'domain' | 'targets' | 'ttl'>): DnsZone {
   const domain = checkDnsName(opts.domain, 'domain');
   const ttl = opts.ttl ?? DEFAULT_DNS_TTL;
-  if (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff) throw new RangeError('ttl must be an integer in 0..2147483647');
+  if (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff)
+    throw new RangeError('ttl must be an integer in 0..2147483647');
   if (opts.targets.length === 0) throw new RangeError('at least one SRV target is needed');
   const targets = opts.targets.map((t) => {
     if (net.isIP(t.host.replace(/^\[|\]$/g, '')) !== 0) {
-      throw new RangeError(`SRV target "${t.host}" is an address: SRV records point at host names (give --host)`);
+      throw new RangeError(
+        `SRV target "${t.host}" is an address: SRV records point at host names (give --host)`,
+      );
     }
     const host = checkDnsName(t.host, 'target host');
     for (const a of t.addresses) {
@@ -157,11 +165,19 @@ function soa(zone: DnsZone): dnsPacket.Answer {
 
 /** Every name that exists in the zone (has records). */
 function zoneNames(zone: DnsZone): string[] {
-  return [zone.domain, zone.srvName, ...zone.targets.map((t) => t.host).filter((h) => inDomain(h, zone.domain))];
+  return [
+    zone.domain,
+    zone.srvName,
+    ...zone.targets.map((t) => t.host).filter((h) => inDomain(h, zone.domain)),
+  ];
 }
 
 /** What the zone says about one question: rcode and records. */
-export function lookup(zone: DnsZone, name: string, type: string): { rcode: number; authoritative: boolean } & Records {
+export function lookup(
+  zone: DnsZone,
+  name: string,
+  type: string,
+): { rcode: number; authoritative: boolean } & Records {
   const n = normalizeName(name);
   const empty = { answers: [], additionals: [] };
   const isTarget = zone.targets.some((t) => t.host === n);
@@ -179,7 +195,12 @@ export function lookup(zone: DnsZone, name: string, type: string): { rcode: numb
     return { rcode: RCODE.NOERROR, authoritative: true, answers, additionals };
   }
   if (isTarget && (type === 'A' || type === 'AAAA' || type === 'ANY')) {
-    return { rcode: RCODE.NOERROR, authoritative: true, answers: addressRecords(zone, n, type), additionals: [] };
+    return {
+      rcode: RCODE.NOERROR,
+      authoritative: true,
+      answers: addressRecords(zone, n, type),
+      additionals: [],
+    };
   }
   if (n === zone.domain && (type === 'SOA' || type === 'ANY')) {
     return { rcode: RCODE.NOERROR, authoritative: true, answers: [soa(zone)], additionals: [] };
@@ -232,7 +253,18 @@ export function answerQuery(zone: DnsZone, query: Uint8Array, transport: 'udp' |
   const negative = r.authoritative && r.answers.length === 0;
   const flags = (r.authoritative ? dnsPacket.AUTHORITATIVE_ANSWER : 0) | rd | r.rcode;
   const ednsOut: dnsPacket.Answer[] = opt
-    ? [{ type: 'OPT', name: '.', udpPayloadSize: MAX_EDNS_UDP_SIZE, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] } as dnsPacket.OptAnswer]
+    ? [
+        {
+          type: 'OPT',
+          name: '.',
+          udpPayloadSize: MAX_EDNS_UDP_SIZE,
+          extendedRcode: 0,
+          ednsVersion: 0,
+          flags: 0,
+          flag_do: false,
+          options: [],
+        } as dnsPacket.OptAnswer,
+      ]
     : [];
   const packet: dnsPacket.Packet = {
     type: 'response',
@@ -245,7 +277,9 @@ export function answerQuery(zone: DnsZone, query: Uint8Array, transport: 'udp' |
   };
   const out = dnsPacket.encode(packet);
   if (transport === 'udp') {
-    const limit = opt ? Math.max(MAX_UDP_SIZE, Math.min(opt.udpPayloadSize, MAX_EDNS_UDP_SIZE)) : MAX_UDP_SIZE;
+    const limit = opt
+      ? Math.max(MAX_UDP_SIZE, Math.min(opt.udpPayloadSize, MAX_EDNS_UDP_SIZE))
+      : MAX_UDP_SIZE;
     if (out.length > limit) {
       return dnsPacket.encode({
         type: 'response',
@@ -283,6 +317,7 @@ export async function startDnsResponder(opts: DnsResponderOptions): Promise<DnsR
     });
     const port = u.address().port;
     const t = net.createServer((s) => serveTcp(s));
+    t.maxConnections = MAX_TCP_CONNECTIONS;
     try {
       await new Promise<void>((resolve, reject) => {
         t.once('error', reject);
@@ -296,7 +331,8 @@ export async function startDnsResponder(opts: DnsResponderOptions): Promise<DnsR
     } catch (e) {
       await new Promise<void>((r) => u.close(() => r()));
       udp = null;
-      if (opts.listen.port !== 0 || attempt >= 20 || (e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+      if (opts.listen.port !== 0 || attempt >= 20 || (e as NodeJS.ErrnoException).code !== 'EADDRINUSE')
+        throw e;
     }
   }
   const udpSocket = udp;
@@ -315,7 +351,7 @@ export async function startDnsResponder(opts: DnsResponderOptions): Promise<DnsR
 
   function serveTcp(s: net.Socket): void {
     sockets.add(s);
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     s.setTimeout(idleMs, () => s.destroy());
     s.on('error', () => s.destroy());
     s.on('close', () => sockets.delete(s));

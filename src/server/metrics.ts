@@ -1,8 +1,8 @@
 import type http from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Guid } from '../wire/guid.js';
 import type { KmsService } from '../host/service.js';
 import { hresultHex } from '../kms/hresult.js';
+import type { Guid } from '../wire/guid.js';
 import type { ControlApiOptions } from './control-api.js';
 import type { KmsServer, ServerObservation } from './tcp.js';
 
@@ -168,13 +168,16 @@ export function createMetrics(sources: MetricsSources, opts: MetricsOptions = {}
       const now = service.clock.now();
       for (const { app, required } of thresholds) {
         const count = service.state.pools.get(app.id)?.countAt(now) ?? 0;
-        this.set({ application: app.vlmcsdName, required_count: String(required) }, count >= required ? 1 : 0);
+        this.set(
+          { application: app.vlmcsdName, required_count: String(required) },
+          count >= required ? 1 : 0,
+        );
       }
     },
   });
   new Gauge({
     name: 'kmslab_pool_would_activate_clients',
-    help: "Live CMIDs of products with this threshold that would activate on their next request (the pool count meets their threshold); 0 when it does not. CMIDs of KMS ids the catalog does not know are not counted.",
+    help: 'Live CMIDs of products with this threshold that would activate on their next request (the pool count meets their threshold); 0 when it does not. CMIDs of KMS ids the catalog does not know are not counted.',
     labelNames: ['application', 'required_count'] as const,
     registers,
     collect() {
@@ -234,8 +237,14 @@ export function createMetrics(sources: MetricsSources, opts: MetricsOptions = {}
           // Without an event the message could not be decoded: the host answered 0x8007000D (service.ts).
           result = hresultHex(ev ? ev.hresult : 0x8007000d);
         }
-        requests.inc({ protocol, application: ev ? appLabel(ev.applicationId) : 'unknown', result, ndr: o.ndr });
-        if (ev) decisions.inc({ application: appLabel(ev.applicationId), decision: ev.decision.replace('-', '_') });
+        requests.inc({
+          protocol,
+          application: ev ? appLabel(ev.applicationId) : 'unknown',
+          result,
+          ndr: o.ndr,
+        });
+        if (ev)
+          decisions.inc({ application: appLabel(ev.applicationId), decision: ev.decision.replace('-', '_') });
         if (outcome.error) protocolErrors.inc({ layer: 'kms', code: outcome.error.code });
         latency.observe({ protocol }, o.durationMs / 1000);
         break;

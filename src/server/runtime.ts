@@ -11,6 +11,8 @@ import { SeededRandom } from '../host/random.js';
 import { HEALTH_CHECK_CMID, KmsService } from '../host/service.js';
 import { openStore, type Store } from '../store/store.js';
 import { createControlApi } from './control-api.js';
+import { dashboardRoute } from './dashboard/index.js';
+import { createMetrics, type HostMetrics } from './metrics.js';
 import { KmsServer, type ListenAddress, type ServerHooks, type ServerLimits } from './tcp.js';
 
 /** Everything that makes one running host: store, service, TCP listeners, optional control API. */
@@ -38,6 +40,8 @@ export interface HostRuntimeOptions {
   /** Called after the control API moved the manual clock or reset the host (the lab harness listens). */
   onControlClockChange?: () => void;
   onControlReset?: () => void;
+  /** GET /metrics and the dashboard (GET /) on the control port; default true. */
+  observability?: boolean;
 }
 
 export interface HostRuntime {
@@ -49,6 +53,8 @@ export interface HostRuntime {
   seed: string;
   addresses: ListenAddress[];
   control: { server: http.Server; address: ListenAddress } | null;
+  /** This host's Prometheus metrics (own registry), when it has a control port. */
+  metrics: HostMetrics | null;
   close(): Promise<void>;
 }
 
@@ -86,6 +92,7 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
     hooks: opts.hooks,
     ...(opts.secondaryAddress !== undefined ? { secondaryAddress: opts.secondaryAddress } : {}),
   });
+  const metrics = opts.control && opts.observability !== false ? createMetrics({ service, server }) : null;
   let addresses: ListenAddress[];
   try {
     addresses = await server.start();
@@ -99,7 +106,10 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
     const api = createControlApi({
       service,
       logger,
-      extraRoutes: opts.extraRoutes,
+      extraRoutes: [
+        ...(opts.extraRoutes ?? []),
+        ...(metrics ? [metrics.route, dashboardRoute({ catalog: opts.catalog })] : []),
+      ],
       ...(opts.onControlClockChange ? { onClockChange: opts.onControlClockChange } : {}),
       ...(opts.onControlReset ? { onReset: opts.onControlReset } : {}),
       healthCheck: () => (opts.healthCheck ? opts.healthCheck(first) : selfCheck(first, service)),
@@ -121,6 +131,7 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
     seed,
     addresses,
     control,
+    metrics,
     async close() {
       if (closed) return;
       closed = true;
@@ -129,6 +140,7 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
         await new Promise<void>((r) => control!.server.close(() => r()));
       }
       await server.close();
+      metrics?.dispose();
       service.saveClock();
       store.close();
     },
