@@ -45,10 +45,12 @@ export type DurationInput =
   | { days?: number; hours?: number; minutes?: number; ms?: number };
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: MINUTE, h: HOUR, d: DAY, w: 7 * DAY };
+const OBJECT_UNITS: Record<string, number> = { days: DAY, hours: HOUR, minutes: MINUTE, ms: 1 };
 
 /**
  * Durations as users write them: `30s`, `120m`, `4h`, `7d`, `1w`, `1500ms`, a bare number of
- * milliseconds, or `{ days, hours, minutes, ms }`. Compound strings like `1d12h` are accepted.
+ * milliseconds, or `{ days, hours, minutes, ms }` (at least one key, numbers only, no other keys).
+ * Compound strings like `1d12h` are accepted. Throws RangeError on anything else.
  */
 export function parseDuration(d: DurationInput): number {
   if (typeof d === 'number') {
@@ -56,7 +58,22 @@ export function parseDuration(d: DurationInput): number {
     return d;
   }
   if (typeof d === 'object' && d !== null) {
-    const v = (d.days ?? 0) * DAY + (d.hours ?? 0) * HOUR + (d.minutes ?? 0) * MINUTE + (d.ms ?? 0);
+    // Strict: a typo (`{ "day": 31 }`, `{ "weeks": 1 }`) or a non-number must not become a silent 0.
+    const entries = Object.entries(d).filter(([, x]) => x !== undefined);
+    if (Array.isArray(d) || entries.length === 0) {
+      throw new RangeError('bad duration object: give at least one of days, hours, minutes, ms');
+    }
+    let v = 0;
+    for (const [k, x] of entries) {
+      const unit = Object.hasOwn(OBJECT_UNITS, k) ? OBJECT_UNITS[k] : undefined;
+      if (unit === undefined) {
+        throw new RangeError(`bad duration object: unknown key "${k}" (days, hours, minutes, ms)`);
+      }
+      if (typeof x !== 'number' || !Number.isFinite(x)) {
+        throw new RangeError(`bad duration object: ${k} is not a number`);
+      }
+      v += x * unit;
+    }
     if (!Number.isFinite(v)) throw new RangeError('bad duration object');
     return v;
   }

@@ -39,7 +39,10 @@ export function generateEpid(
   hostBuild: number,
   lcid: number,
 ): string {
-  const build = catalog.hostBuilds.find((h) => h.buildNumber === hostBuild);
+  // The highest known build ≤ hostBuild, as for the platform id (spec e.1 step 2), so that a build the
+  // table does not list (e.g. 17000) still cannot claim an activation date before its predecessor.
+  let build: (typeof catalog.hostBuilds)[number] | undefined;
+  for (const h of catalog.hostBuilds) if (h.buildNumber <= hostBuild) build = h;
   const from = Math.max(
     Date.parse(pool.releaseDate),
     build ? Date.parse(build.releaseDate) : Date.parse(pool.releaseDate),

@@ -26,9 +26,20 @@ export interface PoolTouch {
 }
 
 /**
+ * The pool's order, least recently seen first: lastSeen, then firstSeen, then CMID. It uses only what
+ * the store keeps, so a host restarted from its store evicts and lists exactly as before the restart,
+ * even for CMIDs seen in the same millisecond (common with a manual clock).
+ */
+export function compareClients(a: PoolClient, b: PoolClient): number {
+  return (
+    a.lastSeen - b.lastSeen || a.firstSeen - b.firstSeen || (a.cmid < b.cmid ? -1 : a.cmid > b.cmid ? 1 : 0)
+  );
+}
+
+/**
  * One count pool (one per application id): distinct CMIDs seen within 30 days, at most `capacity`,
- * the least recently seen evicted first (spec f.2, f.3). Capacity is small (50 or 10), so linear
- * scans are cheaper than any index.
+ * the least recently seen evicted first (spec f.2, f.3; ties as in `compareClients`). Capacity is
+ * small (50 or 10), so linear scans are cheaper than any index.
  */
 export class CountPool {
   readonly applicationId: Guid;
@@ -63,8 +74,6 @@ export class CountPool {
     let client = this.clients.get(cmid);
     const added = client === undefined;
     if (client) {
-      // Re-insert so iteration order stays "least recently touched first".
-      this.clients.delete(cmid);
       client = {
         ...client,
         lastSeen: now,
@@ -93,13 +102,13 @@ export class CountPool {
 
   /** Restores an entry from the store, without purging. */
   restore(c: PoolClient): void {
-    this.clients.delete(c.cmid);
     this.clients.set(c.cmid, { ...c });
   }
 
+  /** The eviction victim: the first entry in `compareClients` order (never the Map's insertion order). */
   private oldest(): PoolClient | undefined {
     let best: PoolClient | undefined;
-    for (const c of this.clients.values()) if (!best || c.lastSeen < best.lastSeen) best = c;
+    for (const c of this.clients.values()) if (!best || compareClients(c, best) < 0) best = c;
     return best;
   }
 
@@ -110,11 +119,9 @@ export class CountPool {
     return n;
   }
 
-  /** Live entries at `now`, least recently seen first. */
+  /** Live entries at `now`, least recently seen first (`compareClients` order). */
   list(now: number): PoolClient[] {
-    return [...this.clients.values()]
-      .filter((c) => !CountPool.isExpired(c, now))
-      .sort((a, b) => a.lastSeen - b.lastSeen);
+    return [...this.clients.values()].filter((c) => !CountPool.isExpired(c, now)).sort(compareClients);
   }
 
   clear(): void {

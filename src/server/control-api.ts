@@ -144,6 +144,7 @@ export function createControlApi(opts: ControlApiOptions): http.Server {
         const q = historyQuery(url);
         const follow = url.searchParams.get('follow') !== 'false' && url.searchParams.get('follow') !== '0';
         res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+        res.flushHeaders();
         for (const r of service.store.history(q)) res.write(`${JSON.stringify({ type: 'history', ...r })}\n`);
         if (!follow) return res.end();
         streams.add(res);
