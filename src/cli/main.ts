@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { registerActivate } from './activate.js';
 import { registerDnsRecord } from './dns-record.js';
+import { registerReplay } from './replay.js';
+import { registerScenario } from './scenario.js';
 import { registerServe } from './serve.js';
 
 /** The `kmslab` command line: one thin file per command. */
@@ -15,5 +17,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerActivate(program);
   registerDnsRecord(program);
+  registerReplay(program);
+  registerScenario(program);
   return program;
 }

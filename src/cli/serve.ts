@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import pino from 'pino';
+import { loadScenario } from '../harness/scenario.js';
 import { parseDuration } from '../host/clock.js';
 import { parseHwid } from '../host/identity.js';
 import { GENUINE_MAX_SKEW_MS, type HostPolicy } from '../host/policy.js';
@@ -14,6 +15,7 @@ import {
   readConfigFile,
 } from './options.js';
 import { prettyStream } from './pretty.js';
+import { scenarioServeConfig, startServeLab } from './scenario.js';
 
 /** `kmslab serve`: flags and config-file keys are the same (camelCase of the flag). */
 export interface ServeConfig {
@@ -41,6 +43,10 @@ export interface ServeConfig {
   maxPduSize?: string | number;
   ndr64?: boolean;
   btfn?: boolean;
+  /** Scenario file whose host settings and initial fault rules apply (flags win over its settings). */
+  scenario?: string;
+  /** NDJSON transcript of every PDU (for kmslab replay). */
+  record?: string;
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -131,9 +137,20 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
     .option('--max-pdu-size <bytes>', 'largest PDU accepted (default 5840)')
     .option('--no-ndr64', 'act as a Vista/7-era host that does not use NDR64')
     .option('--no-btfn', 'refuse bind-time feature negotiation')
+    .option(
+      '--scenario <file>',
+      "apply a scenario file's host settings and fault rules (its steps run with `kmslab scenario run`)",
+    )
+    .option('--record <file>', 'write an NDJSON transcript of every PDU (for `kmslab replay`)')
     .action(async (flags: ServeConfig & { config?: string }) => {
       const file = flags.config ? await readConfigFile(flags.config) : {};
-      const c: ServeConfig = { ...(file as ServeConfig), ...stripUndefined(flags) };
+      const scenarioPath = flags.scenario ?? (file as ServeConfig).scenario;
+      const scenario = scenarioPath ? await loadScenario(scenarioPath) : null;
+      const c: ServeConfig = {
+        ...(file as ServeConfig),
+        ...(scenario ? scenarioServeConfig(scenario) : {}),
+        ...stripUndefined(flags),
+      };
       const level = c.logLevel ?? 'info';
       const logger =
         c.pretty || (flags.pretty === undefined && process.stderr.isTTY && !file['pretty'])
@@ -141,7 +158,8 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
           : pino({ level });
       const opts = buildRuntimeOptions(c);
       opts.logger = logger;
-      const rt = await startHostRuntime(opts);
+      const lab = scenario || c.record ? await startServeLab(opts, { scenario, record: c.record }) : null;
+      const rt = lab ? lab.runtime : await startHostRuntime(opts);
       const where = rt.addresses.map(formatHostPort).join(', ');
       const loopbackOnly = rt.addresses.every((a) => isLoopback(a.host));
       logger.info(
@@ -152,6 +170,8 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
           seed: rt.seed,
           control: rt.control ? formatHostPort(rt.control.address) : null,
           epids: rt.service.state.identity.epids,
+          ...(scenario ? { scenario: scenario.name, faults: lab?.getFaults().length ?? 0 } : {}),
+          ...(c.record ? { record: c.record } : {}),
         },
         `kmslab KMS host (a lab emulator) listening on ${where}${loopbackOnly ? ' — loopback only; use --listen 0.0.0.0:1688 to serve other machines' : ''}`,
       );
@@ -164,7 +184,7 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
           { signal: sig },
           'shutting down: no new connections, finishing in-flight calls, closing the store',
         );
-        await rt.close();
+        await (lab ? lab.close() : rt.close());
         logger.flush?.();
         process.exitCode = 0;
       };

@@ -1,0 +1,121 @@
+import type { Command } from 'commander';
+import { type ReplayReport, replayTranscript, serveTranscript } from '../harness/replay.js';
+import { connectionSlots, parseTranscript } from '../harness/transcript.js';
+import { parseDuration } from '../host/clock.js';
+import { formatHostPort, parseHostPort } from './options.js';
+
+export interface ReplayFlags {
+  target?: string;
+  control?: string;
+  asHost?: boolean;
+  listen?: string;
+  timeout?: string;
+  strictIdentity?: boolean;
+  json?: boolean;
+}
+
+function show(v: unknown): string {
+  return v === undefined ? '(none)' : typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+/** The human-readable replay report. */
+export function formatReplayReport(file: string, r: ReplayReport): string {
+  const lines = [
+    `replayed ${file} against ${r.target}: ${r.connections} connection(s)${r.refusedConnections ? ` and ${r.refusedConnections} refused attempt(s)` : ''}, ${r.pdusSent} PDU(s) sent, ${r.pdusCompared} answer(s) compared`,
+  ];
+  if (r.differences.length === 0) lines.push('no differences');
+  else {
+    lines.push(`${r.differences.length} difference(s):`);
+    for (const d of r.differences) {
+      lines.push(
+        `  conn ${d.conn}${d.n !== null ? ` #${d.n}` : ''} ${d.ptype} ${d.field}: recorded ${show(d.recorded)}, replayed ${show(d.replayed)}`,
+      );
+    }
+  }
+  lines.push('not compared:');
+  for (const i of r.ignored) lines.push(`  - ${i}`);
+  if (r.notes.length > 0) {
+    lines.push('notes:');
+    for (const n of r.notes) lines.push(`  - ${n}`);
+  }
+  return lines.join('\n');
+}
+
+/** `kmslab replay FILE --target HOST:PORT`: returns the exit code (0 same, 1 differences). */
+export async function replayCommand(
+  file: string,
+  flags: ReplayFlags,
+  out: (s: string) => void,
+): Promise<number> {
+  const records = parseTranscript({ path: file });
+  if (flags.asHost) {
+    const listen = parseHostPort(flags.listen ?? '127.0.0.1:1688');
+    const served = await serveTranscript(records, {
+      host: listen.host,
+      port: listen.port,
+      onMismatch: (m) =>
+        out(`connection ${m.conn}: the client sent PTYPE ${m.got} where the transcript has ${m.expected}`),
+    });
+    const n = connectionSlots(records).length;
+    out(
+      `serving the recorded host side of ${file} on ${formatHostPort(served)} (${n} recorded connection attempt(s)); Ctrl-C stops`,
+    );
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    await served.close();
+    out(`answered ${served.stats.answered} PDU(s) on ${served.stats.connections} connection(s)`);
+    return 0;
+  }
+  if (!flags.target)
+    throw new RangeError(
+      'give --target HOST:PORT (replay the client side) or --as-host (serve the host side)',
+    );
+  const target = parseHostPort(flags.target);
+  const control = flags.control ? parseHostPort(flags.control, 8688) : null;
+  const setClock = control
+    ? async (ms: number) => {
+        const res = await fetch(`http://${formatHostPort(control)}/clock/set`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ time: new Date(ms).toISOString() }),
+        });
+        if (!res.ok) throw new Error(`setting the target's clock: ${res.status} ${await res.text()}`);
+      }
+    : undefined;
+  const report = await replayTranscript(records, {
+    host: target.host,
+    port: target.port,
+    ...(flags.timeout ? { timeoutMs: parseDuration(flags.timeout) } : {}),
+    ...(setClock ? { setClock } : {}),
+    ...(flags.strictIdentity ? { strictIdentity: true } : {}),
+  });
+  out(flags.json ? JSON.stringify(report, null, 2) : formatReplayReport(file, report));
+  return report.ok ? 0 : 1;
+}
+
+export function registerReplay(program: Command): void {
+  program
+    .command('replay')
+    .description(
+      'replay a transcript (written by serve --record): play the client side against a host and report differences, or serve the recorded host side to a client',
+    )
+    .argument('<file>', 'NDJSON transcript')
+    .option('--target <host:port>', 'host to play the recorded client side against')
+    .option(
+      '--control <host:port>',
+      "the target's control API: set its manual clock to the recorded times before each request",
+    )
+    .option('--timeout <duration>', 'wait this long for each answer (default 5s)')
+    .option(
+      '--strict-identity',
+      'count ePID / HwId differences (by default another identity is only reported)',
+    )
+    .option('--json', 'print the report as JSON')
+    .option('--as-host', 'serve the recorded host side to a client under test instead')
+    .option('--listen <host:port>', 'with --as-host: address to listen on (default 127.0.0.1:1688)')
+    .action(async (file: string, flags: ReplayFlags) => {
+      process.exitCode = await replayCommand(file, flags, (s) => process.stdout.write(`${s}\n`));
+    });
+}
