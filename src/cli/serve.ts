@@ -4,6 +4,7 @@ import { loadScenario } from '../harness/scenario.js';
 import { parseDuration } from '../host/clock.js';
 import { parseHwid } from '../host/identity.js';
 import { GENUINE_MAX_SKEW_MS, type HostPolicy } from '../host/policy.js';
+import { type DnsResponder, startDnsResponder, targetsForListen } from '../server/dns.js';
 import { type HostRuntime, type HostRuntimeOptions, startHostRuntime } from '../server/runtime.js';
 import { DEFAULT_STORE_PATH } from '../store/store.js';
 import {
@@ -19,6 +20,10 @@ import { scenarioServeConfig, startServeLab } from './scenario.js';
 
 /** `kmslab serve`: flags and config-file keys are the same (camelCase of the flag). */
 export interface ServeConfig {
+  dns?: string;
+  domain?: string;
+  dnsTarget?: string;
+  dnsTtl?: string | number;
   listen?: string[];
   store?: string;
   durability?: 'normal' | 'full';
@@ -136,6 +141,13 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
     .option('--max-connections <n>', 'concurrent connections; more are refused (default 1024)')
     .option('--max-pdu-size <bytes>', 'largest PDU accepted (default 5840)')
     .option('--no-ndr64', 'act as a Vista/7-era host that does not use NDR64')
+    .option(
+      '--dns <host:port>',
+      'answer DNS (UDP and TCP) here: _vlmcs._tcp.DOMAIN SRV and the host name (needs --domain)',
+    )
+    .option('--domain <domain>', 'the lab DNS domain served with --dns (e.g. lab.test)')
+    .option('--dns-target <name>', 'host name the SRV record points at (default kmslab.DOMAIN)')
+    .option('--dns-ttl <seconds>', 'TTL of the DNS records (default 600)')
     .option('--no-btfn', 'refuse bind-time feature negotiation')
     .option(
       '--scenario <file>',
@@ -160,6 +172,22 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
       opts.logger = logger;
       const lab = scenario || c.record ? await startServeLab(opts, { scenario, record: c.record }) : null;
       const rt = lab ? lab.runtime : await startHostRuntime(opts);
+      let dns: DnsResponder | null = null;
+      if (c.dns) {
+        try {
+          if (!c.domain) throw new RangeError('--dns needs --domain (the lab DNS domain, e.g. lab.test)');
+          dns = await startDnsResponder({
+            listen: parseHostPort(c.dns, 53),
+            domain: c.domain,
+            targets: targetsForListen(rt.addresses, c.dnsTarget ?? `kmslab.${c.domain}`),
+            ...(c.dnsTtl !== undefined ? { ttl: parseIntStrict(c.dnsTtl, 'dnsTtl', 0) } : {}),
+            logger,
+          });
+        } catch (e) {
+          await (lab ? lab.close() : rt.close());
+          throw e;
+        }
+      }
       const where = rt.addresses.map(formatHostPort).join(', ');
       const loopbackOnly = rt.addresses.every((a) => isLoopback(a.host));
       logger.info(
@@ -169,6 +197,7 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
           clock: rt.clock.kind,
           seed: rt.seed,
           control: rt.control ? formatHostPort(rt.control.address) : null,
+          dns: dns ? formatHostPort(dns.address) : null,
           epids: rt.service.state.identity.epids,
           ...(scenario ? { scenario: scenario.name, faults: lab?.getFaults().length ?? 0 } : {}),
           ...(c.record ? { record: c.record } : {}),
@@ -184,6 +213,7 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
           { signal: sig },
           'shutting down: no new connections, finishing in-flight calls, closing the store',
         );
+        await dns?.close();
         await (lab ? lab.close() : rt.close());
         logger.flush?.();
         process.exitCode = 0;

@@ -76,6 +76,45 @@ const META_IDENTITY = 'identity';
  */
 export const HEALTH_CHECK_CMID: Guid = '6b6d736c-6162-4000-8000-6865616c7468';
 const META_CLOCK = 'manualClock';
+const META_TOTALS = 'requestTotals';
+
+interface SavedIdentity {
+  epids: Record<string, string>;
+  hwid: string;
+  hostBuild: number;
+  lcid: number;
+}
+
+/**
+ * The identity is generated once and then belongs to the store (spec e.1 step 6): a restart keeps
+ * every ePID and the HwId whatever the seed; explicit options override only what they name.
+ */
+function resolveIdentity(
+  catalog: Catalog,
+  saved: string | undefined,
+  opts: KmsServiceOptions,
+  now: number,
+): HostIdentity {
+  if (!saved) return createIdentity(catalog, opts.random.fork('identity'), now, opts.identity);
+  const j = JSON.parse(saved) as SavedIdentity;
+  const identity: HostIdentity = {
+    epids: { ...j.epids },
+    hwid: new Uint8Array(Buffer.from(j.hwid, 'hex')),
+    hostBuild: j.hostBuild,
+    lcid: j.lcid,
+  };
+  // Pools added to the catalog since the store was created get an ePID now.
+  const fresh = createIdentity(catalog, opts.random.fork('identity'), now, {
+    hostBuild: j.hostBuild,
+    lcid: j.lcid,
+    ...(opts.identity?.epids ? { epids: opts.identity.epids } : {}),
+  });
+  for (const [k, v] of Object.entries(fresh.epids)) {
+    if (opts.identity?.epids?.[k] !== undefined || identity.epids[k] === undefined) identity.epids[k] = v;
+  }
+  if (opts.identity?.hwid) identity.hwid = opts.identity.hwid;
+  return identity;
+}
 
 /**
  * The host as a service: bytes of a KMS call in, bytes of the answer out, with the pools kept in
@@ -95,33 +134,11 @@ export class KmsService {
     this.store = opts.store;
     const catalog = opts.catalog ?? defaultCatalog();
     const snapshot = this.store.load();
-    let identity: HostIdentity;
-    const saved = snapshot.meta[META_IDENTITY];
-    if (saved && !opts.identity?.epids && !opts.identity?.hwid) {
-      const j = JSON.parse(saved) as {
-        epids: Record<string, string>;
-        hwid: string;
-        hostBuild: number;
-        lcid: number;
-      };
-      identity = {
-        epids: j.epids,
-        hwid: new Uint8Array(Buffer.from(j.hwid, 'hex')),
-        hostBuild: j.hostBuild,
-        lcid: j.lcid,
-      };
-    } else {
-      identity = createIdentity(catalog, opts.random.fork('identity'), this.clock.now(), opts.identity);
-      if (saved) {
-        const j = JSON.parse(saved) as { epids: Record<string, string> };
-        // Keep stored ePIDs for pools the options do not override.
-        for (const [k, v] of Object.entries(j.epids)) if (!opts.identity?.epids?.[k]) identity.epids[k] = v;
-      }
-      this.store.setMeta(
-        META_IDENTITY,
-        JSON.stringify({ ...identity, hwid: Buffer.from(identity.hwid).toString('hex') }),
-      );
-    }
+    const identity = resolveIdentity(catalog, snapshot.meta[META_IDENTITY], opts, this.clock.now());
+    this.store.setMeta(
+      META_IDENTITY,
+      JSON.stringify({ ...identity, hwid: Buffer.from(identity.hwid).toString('hex') }),
+    );
     this.state = createHostState(catalog, resolvePolicy(opts.policy), identity);
     for (const e of snapshot.pools) {
       const pool = this.state.pools.get(e.applicationId);
@@ -132,6 +149,8 @@ export class KmsService {
       (this.clock as unknown as { set(t: number): void }).set(Number(clockMeta));
     }
     this.state.seq = this.store.historyCount();
+    const totals = snapshot.meta[META_TOTALS];
+    if (totals) this.state.totals = JSON.parse(totals) as HostState['totals'];
     this.responseRandom = opts.random.fork('responses');
   }
 
@@ -199,12 +218,14 @@ export class KmsService {
       vm: result.event.vm,
       ...(fault ? { fault: fault.name } : {}),
     };
-    const meta = this.clock.kind === 'manual' ? { [META_CLOCK]: String(now) } : undefined;
+    // Totals and the manual clock travel in the same transaction as the request they describe.
+    const meta: Record<string, string> = { [META_TOTALS]: JSON.stringify(this.state.totals) };
+    if (this.clock.kind === 'manual') meta[META_CLOCK] = String(now);
     const seq = this.store.commit({
       upsert: result.change.upsert,
       remove: result.change.remove,
       history,
-      ...(meta ? { meta } : {}),
+      meta,
     });
     result.event.seq = seq;
     this.state.seq = seq;
@@ -316,6 +337,7 @@ export class KmsService {
     this.state.totals = { requests: 0, byResult: {} };
     this.state.seq = 0;
     this.store.reset();
+    this.store.setMeta(META_TOTALS, JSON.stringify(this.state.totals));
     this.saveClock();
   }
 }

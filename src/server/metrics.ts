@@ -96,26 +96,11 @@ export function createMetrics(sources: MetricsSources, opts: MetricsOptions = {}
     help: 'RPC binds (and alter_contexts) acknowledged.',
     registers,
   });
-  // Calls that fail with a non-protocol error (a store failure or a bug) are answered with an RPC fault
-  // by tcp.ts without a `call` observation: they are the server's fault count minus the observed ones,
-  // brought in at scrape time.
-  const faultBaseline = server.stats.faults;
-  let observedFaults = 0;
-  let storeErrorsReported = 0;
-  const syncStoreErrors = (): void => {
-    const now = Math.max(0, server.stats.faults - faultBaseline - observedFaults);
-    if (now > storeErrorsReported) {
-      storeErrors.inc(now - storeErrorsReported);
-      faults.inc({ status: hex8(SERVER_ERROR_FAULT) }, now - storeErrorsReported);
-      storeErrorsReported = now;
-    }
-  };
   const faults = new Counter({
     name: 'kmslab_rpc_faults_total',
     help: 'RPC fault PDUs answered to calls, by NCA status (hex).',
     labelNames: ['status'] as const,
     registers,
-    collect: syncStoreErrors,
   });
   const protocolErrors = new Counter({
     name: 'kmslab_protocol_errors_total',
@@ -127,7 +112,6 @@ export function createMetrics(sources: MetricsSources, opts: MetricsOptions = {}
     name: 'kmslab_store_errors_total',
     help: 'KMS calls that failed with a non-protocol error (store failure or bug) and were answered with an RPC fault.',
     registers,
-    collect: syncStoreErrors,
   });
 
   const poolLabels = ['application', 'application_id'] as const;
@@ -230,7 +214,6 @@ export function createMetrics(sources: MetricsSources, opts: MetricsOptions = {}
         const protocol = ev ? String(ev.protocol) : 'unknown';
         let result: string;
         if (outcome.kind === 'fault') {
-          observedFaults += 1;
           faults.inc({ status: hex8(outcome.status) });
           result = 'rpc_fault';
         } else {
@@ -249,6 +232,12 @@ export function createMetrics(sources: MetricsSources, opts: MetricsOptions = {}
         latency.observe({ protocol }, o.durationMs / 1000);
         break;
       }
+      case 'call-error':
+        // A call that failed for a reason other than bad input (the store, or a bug): tcp.ts answered it
+        // with a server-error fault.
+        storeErrors.inc();
+        faults.inc({ status: hex8(SERVER_ERROR_FAULT) });
+        break;
       case 'connection-close':
         break;
     }

@@ -85,7 +85,9 @@ export type ServerObservation =
   | { kind: 'connection-rejected'; peer: string; reason: 'limit' | 'fault' }
   | { kind: 'bind'; connectionId: number }
   | { kind: 'call'; connectionId: number; outcome: CallOutcome; durationMs: number; ndr: 'ndr32' | 'ndr64' }
-  | { kind: 'protocol-error'; connectionId: number; code: string };
+  | { kind: 'protocol-error'; connectionId: number; code: string }
+  /** A call that failed for a reason other than bad input (e.g. the store): answered with a fault. */
+  | { kind: 'call-error'; connectionId: number; error: Error };
 
 export interface ServerOptions {
   listen: ListenAddress[];
@@ -275,8 +277,10 @@ export class KmsServer {
       }
       send(bytes);
       if (requests >= this.limits.maxRequestsPerConnection) {
+        // Stop here: later calls already read from the same chunk are neither run nor counted.
         log.info({ peer, connectionId, requests }, 'request limit per connection reached: closing');
-        socket.end();
+        end();
+        return false;
       }
       return true;
     };
@@ -414,6 +418,7 @@ export class KmsServer {
       if (isProtocolError(e)) throw e;
       // A store failure or a bug: answer an RPC fault for this call and keep the host up.
       log.error({ err: e, peer, connectionId }, 'request failed');
+      this.emit({ kind: 'call-error', connectionId, error: e as Error });
       this.stats.faults += 1;
       out = assoc.fault(call, 0x1c010001 /* nca_s_comm_failure-like: server error */);
     }

@@ -422,4 +422,20 @@ describe('idle timeout', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(150);
     await expectServed(rt);
   });
+
+  it('the request limit per connection stops at the limit: later calls in the same write are not run', async () => {
+    const rt = await host({ maxRequestsPerConnection: 1 });
+    const s = await open(rt);
+    const both = Buffer.concat([
+      bindBytes(2, { ndr64: false, btfn: false }),
+      validRequest(3, 'limit-a'),
+      validRequest(4, 'limit-b'),
+    ]);
+    s.write(both);
+    await s.closed;
+    expect(s.received.map((p) => ptypeName(p.type))).toEqual(['bind_ack', 'response']);
+    expect(rt.store.historyCount()).toBe(1);
+    expect(rt.service.status().pools[0]!.count).toBe(1);
+    await expectServed(rt);
+  });
 });

@@ -113,10 +113,7 @@ describe('restart from the store gives the same answers', () => {
     });
   }
 
-  // Known gap (reported, src/host/service.ts is not ours): KmsService rebuilds pools, identity, clock and
-  // the history seq from the store, but status().requests restarts at 0 while the history keeps every
-  // request. `it.fails` turns red once this is fixed; then make it a plain `it`.
-  it.fails('status().requests survives a restart', () => {
+  it('status().requests survives a restart', () => {
     const store = openStore('memory');
     const a = new KmsService({ clock: new ManualClock(T0), random: new SeededRandom(1), store });
     call(a, 1, 0);
@@ -125,6 +122,22 @@ describe('restart from the store gives the same answers', () => {
     const b = new KmsService({ clock: new ManualClock(T0), random: new SeededRandom(1), store });
     expect(b.store.historyCount()).toBe(2);
     expect(b.status().requests).toEqual(a.status().requests);
+    store.close();
+  });
+
+  it('a restart keeps the HwId and the ePIDs even with another seed and an ePID override', () => {
+    const store = openStore('memory');
+    const a = new KmsService({ clock: new ManualClock(T0), random: new SeededRandom('a'), store });
+    const epid = '03612-00096-199-799188-03-1033-17763.0000-2972018';
+    const b = new KmsService({
+      clock: new ManualClock(T0),
+      random: new SeededRandom('b'),
+      store,
+      identity: { epids: { Office2010: epid } },
+    });
+    expect(b.status().hwid).toBe(a.status().hwid);
+    expect(b.status().epids['Office2010']).toBe(epid);
+    expect(b.status().epids['Windows']).toBe(a.status().epids['Windows']);
     store.close();
   });
 });
