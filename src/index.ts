@@ -14,6 +14,18 @@ export {
   KmsClientError,
   type KmsClientOptions,
 } from './client/client.js';
+// Fleets of simulated machines.
+export {
+  type FleetOptions,
+  type FleetPlan,
+  type FleetResult,
+  planFleet,
+  runFleet,
+  simulateFleet,
+  type TimelineRow,
+} from './client/fleet.js';
+export { InProcessFleetHost, RemoteFleetHost } from './client/fleet-host.js';
+export { fleetCsv, fleetJson, fleetSvg, writeFleetOutputs } from './client/fleet-output.js';
 export { type ControlRoute, faultRoutes, labEventsRoute } from './harness/control.js';
 export {
   type ConnectionEvent,

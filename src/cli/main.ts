@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerActivate } from './activate.js';
 import { registerDnsRecord } from './dns-record.js';
+import { registerFleet } from './fleet.js';
 import { registerReplay } from './replay.js';
 import { registerScenario } from './scenario.js';
 import { registerServe } from './serve.js';
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerActivate(program);
   registerDnsRecord(program);
+  registerFleet(program);
   registerReplay(program);
   registerScenario(program);
   return program;

@@ -114,6 +114,11 @@ export class InProcessFleetHost implements FleetHost {
     this.description = `in-process KmsService (${store}, ${this.codecKind} client codec)`;
   }
 
+  /** A new plan: forget the prepared requests (machine ids are per plan). The pools stay. */
+  start(_plan: FleetPlan): void {
+    this.templates.length = 0;
+  }
+
   exchange(req: ExchangeRequest): ExchangeOutcome {
     this.clock.set(req.now);
     const conn = this.conn;

@@ -202,3 +202,15 @@ describe('building blocks', () => {
     });
   });
 });
+
+describe('host reuse', () => {
+  it('a host reused for another plan sends that plan’s machines (CMIDs), not the previous ones', async () => {
+    const host = new InProcessFleetHost({ seed: 'reuse' });
+    const a = planFleet({ windows: 3, days: 1, seed: 'a' });
+    const b = planFleet({ windows: 3, days: 1, seed: 'b' });
+    await runFleet(a, { host });
+    await runFleet(b, { host });
+    const cmids = new Set(host.service.clients().map((c) => c.cmid));
+    for (const m of [...a.machines, ...b.machines]) expect(cmids.has(m.cmid)).toBe(true);
+  });
+});

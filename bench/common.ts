@@ -1,0 +1,132 @@
+/** Shared bench plumbing: timed loops (wall and CPU), a machine description, the table printer. */
+import os from 'node:os';
+import { pathToFileURL } from 'node:url';
+
+export interface BenchRow {
+  metric: string;
+  value: number | string;
+  unit: string;
+  note?: string;
+}
+
+export interface BenchSection {
+  name: string;
+  rows: BenchRow[];
+  data: Record<string, unknown>;
+}
+
+export interface LoopResult {
+  iterations: number;
+  wallMs: number;
+  cpuMs: number;
+  /** Wall µs per iteration. */
+  us: number;
+  /** CPU (user + system) µs per iteration: steadier than wall time on a shared machine. */
+  cpuUs: number;
+  perSecond: number;
+}
+
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+/**
+ * Runs `fn(i)` for at least `ms` milliseconds (after `warmupMs` of warm-up), checking the clock every
+ * `batch` calls.
+ */
+export function timeLoop(fn: (i: number) => void, ms = 500, warmupMs = 250, batch = 64): LoopResult {
+  let i = 0;
+  const w0 = performance.now();
+  while (performance.now() - w0 < warmupMs) for (let j = 0; j < batch; j++) fn(i++);
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  let n = 0;
+  let t = t0;
+  while (t - t0 < ms) {
+    for (let j = 0; j < batch; j++) fn(i++);
+    n += batch;
+    t = performance.now();
+  }
+  const c = process.cpuUsage(c0);
+  const wallMs = t - t0;
+  const cpuMs = (c.user + c.system) / 1000;
+  return {
+    iterations: n,
+    wallMs: r2(wallMs),
+    cpuMs: r2(cpuMs),
+    us: r2((wallMs * 1000) / n),
+    cpuUs: r2((cpuMs * 1000) / n),
+    perSecond: Math.round((n / wallMs) * 1000),
+  };
+}
+
+export function machine() {
+  const cpus = os.cpus();
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    memoryGB: Math.round(os.totalmem() / 1e8) / 10,
+    loadAverage: os.loadavg().map((x) => r2(x)),
+  };
+}
+
+export function rssMB(): number {
+  return Math.round(process.memoryUsage().rss / 1e5) / 10;
+}
+
+export function printTable(sections: BenchSection[], out: NodeJS.WritableStream = process.stdout): void {
+  const rows: string[][] = [['bench', 'metric', 'value', 'unit', 'note']];
+  for (const s of sections) {
+    for (const r of s.rows) {
+      const v =
+        typeof r.value === 'number' ? r.value.toLocaleString('en-US', { maximumFractionDigits: 2 }) : r.value;
+      rows.push([s.name, r.metric, v, r.unit, r.note ?? '']);
+    }
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i === 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  out.write(`${line(rows[0]!)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
+  for (const r of rows.slice(1)) out.write(`${line(r)}\n`);
+}
+
+/** Minimal flags: `--name value`, `--flag`, positional words. */
+export function parseArgs(argv: string[]): { words: string[]; flags: Record<string, string | true> } {
+  const words: string[] = [];
+  const flags: Record<string, string | true> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      if (eq > 0) flags[a.slice(2, eq)] = a.slice(eq + 1);
+      else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) flags[a.slice(2)] = argv[++i]!;
+      else flags[a.slice(2)] = true;
+    } else words.push(a);
+  }
+  return { words, flags };
+}
+
+export function num(v: string | true | undefined, d: number): number {
+  if (v === undefined || v === true) return d;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new RangeError(`not a positive number: ${v}`);
+  return n;
+}
+
+/** True when the module at `url` is the script node was started with. */
+export function isMain(url: string): boolean {
+  return process.argv[1] !== undefined && pathToFileURL(process.argv[1]).href === url;
+}
+
+/** Runs one bench section as a script: table, then one JSON line. */
+export async function runStandalone(name: string, run: () => Promise<BenchSection>): Promise<void> {
+  const s = await run();
+  printTable([s]);
+  process.stdout.write(
+    `${JSON.stringify({ bench: 'kmslab', machine: machine(), results: { [name]: s.data } })}\n`,
+  );
+}

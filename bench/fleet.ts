@@ -1,0 +1,146 @@
+/**
+ * Fleet bench: 10,000 machines (8,000 Windows 10/11 Enterprise, 1,000 Windows Server 2022 Datacenter,
+ * 1,000 Office LTSC Professional Plus 2024) over 180 virtual days against an in-process host: every
+ * request a full KMS V6 exchange through KmsService.handleCall. Goal: under 10 s.
+ *
+ * Variants on a smaller fleet (same schedule) show where the time goes: the fleet's prepared client
+ * codec against the reference codec (encodeRequest / verifyResponse), and the host with and without
+ * its per-request history.
+ */
+
+import type { InProcessHostOptions } from '../src/client/fleet.js';
+import * as srcFleet from '../src/client/fleet.js';
+import { type BenchRow, type BenchSection, isMain, num, parseArgs, rssMB, runStandalone } from './common.js';
+
+const GOAL_S = 10;
+
+type FleetModule = typeof srcFleet;
+let fleet: FleetModule = srcFleet;
+
+/**
+ * Runs the fleet from the compiled `dist/` (after `npm run build`) instead of the TypeScript sources
+ * that tsx transforms on the fly (its keep-names helpers add a little to every call).
+ */
+export async function useDist(): Promise<void> {
+  fleet = (await import(new URL('../dist/client/fleet.js', import.meta.url).href)) as FleetModule;
+}
+
+export interface FleetBenchOptions {
+  windows?: number;
+  servers?: number;
+  office?: number;
+  days?: number;
+  /** Machines in each variant run (0: skip the variants). */
+  variantMachines?: number;
+}
+
+async function timed(
+  sizes: { windows: number; servers: number; office: number; days: number },
+  host: InProcessHostOptions,
+) {
+  const plan = fleet.planFleet({ ...sizes, seed: 1 });
+  const fh = new fleet.InProcessFleetHost({ seed: 1, start: plan.start, ...host });
+  // Time spent inside the host (decrypt, pools, store, encrypt), to split it from the client side.
+  const service = fh.service;
+  const handleCall = service.handleCall.bind(service);
+  let hostMs = 0;
+  service.handleCall = (...args: Parameters<typeof handleCall>) => {
+    const t = performance.now();
+    const out = handleCall(...args);
+    hostMs += performance.now() - t;
+    return out;
+  };
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const r = await fleet.runFleet(plan, { host: fh, machines: false });
+  const wallMs = performance.now() - t0;
+  const c = process.cpuUsage(c0);
+  const last = r.timeline.at(-1)!;
+  return {
+    machines: r.totals.machines,
+    days: sizes.days,
+    requests: r.totals.requests,
+    errors: r.totals.errors,
+    wallS: Math.round(wallMs) / 1000,
+    cpuS: Math.round((c.user + c.system) / 1000) / 1000,
+    usPerRequest: Math.round((wallMs * 10_000) / r.totals.requests) / 10,
+    hostUsPerRequest: Math.round((hostMs * 10_000) / r.totals.requests) / 10,
+    clientUsPerRequest: Math.round(((wallMs - hostMs) * 10_000) / r.totals.requests) / 10,
+    requestsPerSecond: Math.round((r.totals.requests / wallMs) * 1000),
+    rssMB: rssMB(),
+    activatedAtEnd: last.activated,
+    host: r.host,
+    code: fleet === srcFleet ? 'src via tsx' : 'dist (compiled)',
+  };
+}
+
+export async function runFleetBench(opts: FleetBenchOptions = {}): Promise<BenchSection> {
+  const sizes = {
+    windows: opts.windows ?? 8000,
+    servers: opts.servers ?? 1000,
+    office: opts.office ?? 1000,
+    days: opts.days ?? 180,
+  };
+  const main = await timed(sizes, {});
+  const total = sizes.windows + sizes.servers + sizes.office;
+  const rows: BenchRow[] = [
+    {
+      metric: `${total} machines × ${sizes.days} d, in-process`,
+      value: main.wallS,
+      unit: 's',
+      note: `goal < ${GOAL_S} s: ${main.wallS < GOAL_S ? 'met' : 'NOT met'}; cpu ${main.cpuS} s`,
+    },
+    { metric: 'requests (full V6 exchanges)', value: main.requests, unit: '', note: `${main.errors} errors` },
+    {
+      metric: 'per request (client + host)',
+      value: main.usPerRequest,
+      unit: 'µs',
+      note: `${main.requestsPerSecond}/s`,
+    },
+    { metric: '  of which host handleCall', value: main.hostUsPerRequest, unit: 'µs' },
+    { metric: '  of which client codec + schedule', value: main.clientUsPerRequest, unit: 'µs' },
+    { metric: 'process RSS after the run', value: main.rssMB, unit: 'MB' },
+  ];
+  const data: Record<string, unknown> = { main };
+  const vm = opts.variantMachines ?? 2000;
+  if (vm > 0) {
+    const small = {
+      windows: Math.round(vm * 0.8),
+      servers: Math.round(vm * 0.1),
+      office: vm - Math.round(vm * 0.8) - Math.round(vm * 0.1),
+      days: sizes.days,
+    };
+    const variants: [string, InProcessHostOptions][] = [
+      ['fast codec, no history', {}],
+      ['fast codec, host keeps history', { keepHistory: true }],
+      ['reference codec, no history', { codec: 'reference' }],
+    ];
+    const vr: Record<string, unknown> = {};
+    for (const [name, o] of variants) {
+      const r = await timed(small, o);
+      vr[name] = r;
+      rows.push({
+        metric: `${vm} machines × ${small.days} d: ${name}`,
+        value: r.usPerRequest,
+        unit: 'µs/req',
+        note: `${r.wallS} s, ${r.requests} requests`,
+      });
+    }
+    data['variants'] = vr;
+  }
+  return { name: 'fleet', rows, data };
+}
+
+if (isMain(import.meta.url)) {
+  const { flags } = parseArgs(process.argv.slice(2));
+  if (flags['dist']) await useDist();
+  await runStandalone('fleet', () =>
+    runFleetBench({
+      windows: num(flags['windows'], 8000),
+      servers: num(flags['servers'], 1000),
+      office: num(flags['office'], 1000),
+      days: num(flags['days'], 180),
+      variantMachines: flags['no-variants'] ? 0 : num(flags['variant-machines'], 2000),
+    }),
+  );
+}
