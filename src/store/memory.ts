@@ -46,9 +46,21 @@ export class MemoryStore implements Store {
   /** applicationId -> cmid -> entry */
   private readonly pools = new Map<string, Map<string, PoolEntry>>();
   private readonly meta = new Map<string, string>();
-  /** history[i].seq === i + 1 */
+  /** history[i].seq === dropped + i + 1 */
   private records: HistoryRecord[] = [];
+  /** Oldest records let go to keep memory bounded (`maxHistory`). */
+  private dropped = 0;
   private closed = false;
+  /**
+   * A long-running `--store memory` host must not grow without bound: only the newest `maxHistory`
+   * records are kept (about 1 KB each); pools and meta are always complete.
+   */
+  readonly maxHistory: number;
+
+  constructor(opts: { maxHistory?: number } = {}) {
+    this.maxHistory = opts.maxHistory ?? 100_000;
+    if (!(this.maxHistory >= 1)) throw new RangeError('maxHistory must be at least 1');
+  }
 
   private assertOpen(): void {
     if (this.closed) throw new StoreClosedError(this.kind);
@@ -66,7 +78,9 @@ export class MemoryStore implements Store {
     this.assertOpen();
     // Copy everything first so a throw part-way leaves the store untouched (atomicity, as in SQLite).
     const upserts = change.upsert?.map(copyEntry) ?? [];
-    const record = change.history ? copyRecord(change.history, this.records.length + 1) : undefined;
+    const record = change.history
+      ? copyRecord(change.history, this.dropped + this.records.length + 1)
+      : undefined;
     const meta = change.meta ? Object.entries(change.meta) : [];
     for (const [k, v] of meta) checkMeta(k, v);
     for (const r of change.remove ?? []) {
@@ -84,6 +98,12 @@ export class MemoryStore implements Store {
     for (const [k, v] of meta) this.meta.set(k, v);
     if (!record) return 0;
     this.records.push(record);
+    if (this.records.length > this.maxHistory) {
+      // Drop in chunks of a tenth so trimming stays amortised O(1) per commit.
+      const n = Math.max(1, this.records.length - this.maxHistory + Math.floor(this.maxHistory / 10));
+      this.records.splice(0, n);
+      this.dropped += n;
+    }
     return record.seq!;
   }
 
@@ -104,8 +124,8 @@ export class MemoryStore implements Store {
     const out: HistoryRecord[] = [];
     const limit = q.limit ?? Number.POSITIVE_INFINITY;
     if (limit === 0) return out;
-    // seq is index + 1, so sinceSeq is a starting index.
-    const start = q.sinceSeq === undefined ? 0 : Math.max(0, Math.floor(q.sinceSeq));
+    // seq is dropped + index + 1, so sinceSeq gives a starting index.
+    const start = q.sinceSeq === undefined ? 0 : Math.max(0, Math.floor(q.sinceSeq) - this.dropped);
     for (let i = start; i < this.records.length; i++) {
       const r = this.records[i]!;
       if (q.from !== undefined && r.time < q.from) continue;
@@ -121,13 +141,14 @@ export class MemoryStore implements Store {
 
   historyCount(): number {
     this.assertOpen();
-    return this.records.length;
+    return this.dropped + this.records.length;
   }
 
   reset(opts: { all?: boolean } = {}): void {
     this.assertOpen();
     this.pools.clear();
     this.records = [];
+    this.dropped = 0;
     if (opts.all) this.meta.clear();
   }
 
