@@ -9,8 +9,8 @@
  *                    faults too) and, with `connections=1`, connection events
  */
 import type http from 'node:http';
-import { HttpError, readJson, sendJson } from '../server/control-api.js';
-import type { HistoryQuery, Store } from '../store/store.js';
+import { HttpError, historyQuery, readJson, sendJson } from '../server/control-api.js';
+import type { Store } from '../store/store.js';
 import type { LabEvent, LabEvents } from './events.js';
 import { type FaultEngine, FaultRuleError } from './faults.js';
 
@@ -47,32 +47,6 @@ export function faultRoutes(engine: FaultEngine): ControlRoute {
         throw new HttpError(405, `${req.method} /faults: use GET, POST or DELETE`);
     }
   };
-}
-
-function historyQuery(url: URL): HistoryQuery {
-  const q: HistoryQuery = {};
-  const time = (k: string) => {
-    const v = url.searchParams.get(k);
-    if (v === null) return undefined;
-    const t = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
-    if (Number.isNaN(t)) throw new HttpError(400, `${k}: not a time`);
-    return t;
-  };
-  const from = time('from');
-  const to = time('to');
-  if (from !== undefined) q.from = from;
-  if (to !== undefined) q.to = to;
-  const since = url.searchParams.get('since');
-  if (since !== null) q.sinceSeq = Number(since);
-  const limit = url.searchParams.get('limit');
-  if (limit !== null) q.limit = Number(limit);
-  const cmid = url.searchParams.get('cmid');
-  if (cmid) q.cmid = cmid.toLowerCase();
-  const app = url.searchParams.get('applicationId');
-  if (app) q.applicationId = app.toLowerCase();
-  const wa = url.searchParams.get('wouldActivate');
-  if (wa !== null) q.wouldActivate = wa === 'true' || wa === '1';
-  return q;
 }
 
 /** `GET /events` with the lab host's fault and connection events in the live part. */

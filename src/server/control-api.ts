@@ -55,7 +55,8 @@ export class HttpError extends Error {
   }
 }
 
-function historyQuery(url: URL): HistoryQuery {
+/** The history filters shared by /history and /events: from, to, since, limit, cmid, applicationId, wouldActivate. */
+export function historyQuery(url: URL): HistoryQuery {
   const q: HistoryQuery = {};
   const time = (k: string) => {
     const v = url.searchParams.get(k);
