@@ -46,6 +46,10 @@ export interface ServeConfig {
   idleTimeout?: string | number;
   maxConnections?: string | number;
   maxPduSize?: string | number;
+  maxCallSize?: string | number;
+  maxConnectionLifetime?: string | number;
+  maxUnsentBytes?: string | number;
+  maxRequestsPerConnection?: string | number;
   ndr64?: boolean;
   btfn?: boolean;
   /** Scenario file whose host settings and initial fault rules apply (flags win over its settings). */
@@ -92,6 +96,24 @@ export function buildRuntimeOptions(c: ServeConfig): HostRuntimeOptions {
         ? { maxConnections: parseIntStrict(c.maxConnections, 'maxConnections', 1) }
         : {}),
       ...(c.maxPduSize !== undefined ? { maxPduSize: parseIntStrict(c.maxPduSize, 'maxPduSize', 16) } : {}),
+      ...(c.maxCallSize !== undefined
+        ? { maxCallSize: parseIntStrict(c.maxCallSize, 'maxCallSize', 16) }
+        : {}),
+      ...(c.maxConnectionLifetime !== undefined
+        ? { maxConnectionLifetimeMs: parseDuration(c.maxConnectionLifetime) }
+        : {}),
+      ...(c.maxUnsentBytes !== undefined
+        ? { maxUnsentBytes: parseIntStrict(c.maxUnsentBytes, 'maxUnsentBytes', 1024) }
+        : {}),
+      ...(c.maxRequestsPerConnection !== undefined
+        ? {
+            maxRequestsPerConnection: parseIntStrict(
+              c.maxRequestsPerConnection,
+              'maxRequestsPerConnection',
+              1,
+            ),
+          }
+        : {}),
     },
   };
   if (c.seed !== undefined) opts.seed = c.seed;
@@ -140,6 +162,16 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
     .option('--idle-timeout <duration>', 'close connections idle this long (default 30s)')
     .option('--max-connections <n>', 'concurrent connections; more are refused (default 1024)')
     .option('--max-pdu-size <bytes>', 'largest PDU accepted (default 5840)')
+    .option('--max-call-size <bytes>', 'largest reassembled request stub (default 65536)')
+    .option('--max-connection-lifetime <duration>', 'close any connection older than this (default 10m)')
+    .option(
+      '--max-unsent-bytes <bytes>',
+      'drop a client that does not read once this much is queued (default 262144)',
+    )
+    .option(
+      '--max-requests-per-connection <n>',
+      'close a connection after this many requests (default 10000)',
+    )
     .option('--no-ndr64', 'act as a Vista/7-era host that does not use NDR64')
     .option(
       '--dns <host:port>',

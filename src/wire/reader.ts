@@ -14,8 +14,9 @@ export class Reader {
   constructor(bytes: Uint8Array, start = 0, end = bytes.length) {
     this.bytes = bytes;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.pos = start;
-    this.end = end;
+    // A window past the array is clamped, so reads fail with SHORT_INPUT, never a RangeError.
+    this.end = Math.max(0, Math.min(end, bytes.length));
+    this.pos = Math.max(0, Math.min(start, this.end));
   }
 
   get offset(): number {
