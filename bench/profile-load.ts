@@ -1,15 +1,16 @@
 /**
  * `npx tsx bench/profile-load.ts [--store memory|PATH] [--seconds N] [--runs N] [--cpu-prof DIR]
- *  [--phase conv|keep|both] [--port N] [--server-args "..."] [--wait-quiet] [--server-cmd "node x.js"]`
+ *  [--phase conv|keep|both] [--port N] [--server-args "..."] [--wait-quiet] [--server-cmd "node x.js"] [--root DIR]`
  *
  * The issue-7 measurement, scripted: starts `node dist/cli/bin.js serve` (build first), runs the
  * neutral load tool /work/shared/tools/kmsload.mjs against it (new connections at concurrency 64 with
  * `--close rst`, then keep-alive at concurrency 8), samples the server's RSS from /proc every 100 ms
- * (peak reported) and prints one JSON line per phase. Loopback only. With --cpu-prof the server runs
+ * (peak reported) and prints one JSON line per phase. --root runs another checkout's build (A/B). Loopback only. With --cpu-prof the server runs
  * under `node --cpu-prof` and writes its profile into DIR on exit (read it with profile-summary.ts).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -79,12 +80,14 @@ async function runLoad(args: string[], serverPid: number): Promise<Record<string
   child.stdout.on('data', (d) => {
     out += d;
   });
-  const t0 = performance.now();
   await new Promise((r) => child.on('exit', r));
-  const secs = (performance.now() - t0) / 1000;
   const m1 = machine();
   const hz = 100;
   const lines = out.trim().split('\n');
+  // kmsload lingers ~5 s after its run (uncleared connect timers), idle: rates use its own elapsed time.
+  const secs = Number(
+    (JSON.parse(lines.filter((l) => l.startsWith('{')).at(-1)!) as { elapsed_s: number }).elapsed_s,
+  );
   const cc = lines.find((l) => l.startsWith('CHILDCPU'))!.split(' ');
   const load = (Number(cc[1]) + Number(cc[2])) / hz / secs;
   const server = (cpu(serverPid) - s0) / hz / secs;
@@ -95,7 +98,7 @@ async function runLoad(args: string[], serverPid: number): Promise<Record<string
     load: r2(load),
     softirq: r2((m1.softirq - m0.softirq) / hz / secs),
     others: r2(busy - server - load - (m1.softirq - m0.softirq) / hz / secs),
-    idle: r2((m1.idle - m0.idle) / hz / secs),
+    idle: r2(os.cpus().length - busy),
   };
   // CPU microseconds per answered conversation / request: independent of what else the machine runs.
   const ok = Number(res.ok) || 1;
@@ -126,14 +129,15 @@ async function main(): Promise<void> {
   if (store !== 'memory')
     for (const f of [store, `${store}-wal`, `${store}-shm`]) fs.rmSync(f, { force: true });
   const nodeArgs = cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf] : [];
+  // The server command: kmslab from dist/ by default, or --server-cmd (its last argument is the port).
   const custom = arg('server-cmd', '').split(' ').filter(Boolean);
-  const server = spawn(
-    custom.length > 0 ? custom[0]! : process.execPath,
+  let cmd: string[] =
     custom.length > 0
-      ? [...custom.slice(1), String(port)]
+      ? [...custom, String(port)]
       : [
+          process.execPath,
           ...nodeArgs,
-          path.join(ROOT, 'dist/cli/bin.js'),
+          path.join(arg('root', ROOT), 'dist/cli/bin.js'),
           'serve',
           '--store',
           store,
@@ -142,9 +146,10 @@ async function main(): Promise<void> {
           '--log-level',
           'warn',
           ...extra,
-        ],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
-  );
+        ];
+  // --pin (diagnosis only): server on CPU 1, load tool on CPU 0.
+  if (process.argv.includes('--pin')) cmd = ['taskset', '-c', '1', ...cmd];
+  const server = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
   let exited = false;
   server.on('exit', () => {
     exited = true;

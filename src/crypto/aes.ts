@@ -333,6 +333,224 @@ export function decryptBlock(
   writeBlock(dst, dstOff, o0, o1, o2, o3);
 }
 
+// ---------------------------------------------------------------------------------------------------
+// Multi-block primitives for cbc.ts and v4-mac.ts. They skip the per-block argument checks (their
+// callers check whole regions once) and keep the chaining value in 32-bit words instead of XORing byte
+// by byte, which makes CBC about twice as fast as calling encryptBlock / decryptBlock per block. The
+// round functions are the ones above; only the loop around them differs.
+
+/** Output of encryptWords / decryptWords (one block as four big-endian words). */
+const OUT = new Int32Array(4);
+
+function readWord(b: Uint8Array, i: number): number {
+  return (b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!;
+}
+
+/** Encrypts the block (s0, s1, s2, s3) (plain words, round key 0 not yet added) into OUT. */
+function encryptWords(rk: Uint32Array, rounds: number, s0: number, s1: number, s2: number, s3: number): void {
+  s0 ^= rk[0]!;
+  s1 ^= rk[1]!;
+  s2 ^= rk[2]!;
+  s3 ^= rk[3]!;
+  let k = 4;
+  for (let r = rounds - 1; r > 0; r--) {
+    const t0 =
+      Te0[s0 >>> 24]! ^ Te1[(s1 >>> 16) & 0xff]! ^ Te2[(s2 >>> 8) & 0xff]! ^ Te3[s3 & 0xff]! ^ rk[k]!;
+    const t1 =
+      Te0[s1 >>> 24]! ^ Te1[(s2 >>> 16) & 0xff]! ^ Te2[(s3 >>> 8) & 0xff]! ^ Te3[s0 & 0xff]! ^ rk[k + 1]!;
+    const t2 =
+      Te0[s2 >>> 24]! ^ Te1[(s3 >>> 16) & 0xff]! ^ Te2[(s0 >>> 8) & 0xff]! ^ Te3[s1 & 0xff]! ^ rk[k + 2]!;
+    const t3 =
+      Te0[s3 >>> 24]! ^ Te1[(s0 >>> 16) & 0xff]! ^ Te2[(s1 >>> 8) & 0xff]! ^ Te3[s2 & 0xff]! ^ rk[k + 3]!;
+    s0 = t0;
+    s1 = t1;
+    s2 = t2;
+    s3 = t3;
+    k += 4;
+  }
+  OUT[0] =
+    ((SBOX[s0 >>> 24]! << 24) |
+      (SBOX[(s1 >>> 16) & 0xff]! << 16) |
+      (SBOX[(s2 >>> 8) & 0xff]! << 8) |
+      SBOX[s3 & 0xff]!) ^
+    rk[k]!;
+  OUT[1] =
+    ((SBOX[s1 >>> 24]! << 24) |
+      (SBOX[(s2 >>> 16) & 0xff]! << 16) |
+      (SBOX[(s3 >>> 8) & 0xff]! << 8) |
+      SBOX[s0 & 0xff]!) ^
+    rk[k + 1]!;
+  OUT[2] =
+    ((SBOX[s2 >>> 24]! << 24) |
+      (SBOX[(s3 >>> 16) & 0xff]! << 16) |
+      (SBOX[(s0 >>> 8) & 0xff]! << 8) |
+      SBOX[s1 & 0xff]!) ^
+    rk[k + 2]!;
+  OUT[3] =
+    ((SBOX[s3 >>> 24]! << 24) |
+      (SBOX[(s0 >>> 16) & 0xff]! << 16) |
+      (SBOX[(s1 >>> 8) & 0xff]! << 8) |
+      SBOX[s2 & 0xff]!) ^
+    rk[k + 3]!;
+}
+
+/** Decrypts the block (s0, s1, s2, s3) (cipher words) into OUT, with the `dec` schedule. */
+function decryptWords(rk: Uint32Array, rounds: number, s0: number, s1: number, s2: number, s3: number): void {
+  s0 ^= rk[0]!;
+  s1 ^= rk[1]!;
+  s2 ^= rk[2]!;
+  s3 ^= rk[3]!;
+  let k = 4;
+  for (let r = rounds - 1; r > 0; r--) {
+    const t0 =
+      Td0[s0 >>> 24]! ^ Td1[(s3 >>> 16) & 0xff]! ^ Td2[(s2 >>> 8) & 0xff]! ^ Td3[s1 & 0xff]! ^ rk[k]!;
+    const t1 =
+      Td0[s1 >>> 24]! ^ Td1[(s0 >>> 16) & 0xff]! ^ Td2[(s3 >>> 8) & 0xff]! ^ Td3[s2 & 0xff]! ^ rk[k + 1]!;
+    const t2 =
+      Td0[s2 >>> 24]! ^ Td1[(s1 >>> 16) & 0xff]! ^ Td2[(s0 >>> 8) & 0xff]! ^ Td3[s3 & 0xff]! ^ rk[k + 2]!;
+    const t3 =
+      Td0[s3 >>> 24]! ^ Td1[(s2 >>> 16) & 0xff]! ^ Td2[(s1 >>> 8) & 0xff]! ^ Td3[s0 & 0xff]! ^ rk[k + 3]!;
+    s0 = t0;
+    s1 = t1;
+    s2 = t2;
+    s3 = t3;
+    k += 4;
+  }
+  OUT[0] =
+    ((INV_SBOX[s0 >>> 24]! << 24) |
+      (INV_SBOX[(s3 >>> 16) & 0xff]! << 16) |
+      (INV_SBOX[(s2 >>> 8) & 0xff]! << 8) |
+      INV_SBOX[s1 & 0xff]!) ^
+    rk[k]!;
+  OUT[1] =
+    ((INV_SBOX[s1 >>> 24]! << 24) |
+      (INV_SBOX[(s0 >>> 16) & 0xff]! << 16) |
+      (INV_SBOX[(s3 >>> 8) & 0xff]! << 8) |
+      INV_SBOX[s2 & 0xff]!) ^
+    rk[k + 1]!;
+  OUT[2] =
+    ((INV_SBOX[s2 >>> 24]! << 24) |
+      (INV_SBOX[(s1 >>> 16) & 0xff]! << 16) |
+      (INV_SBOX[(s0 >>> 8) & 0xff]! << 8) |
+      INV_SBOX[s3 & 0xff]!) ^
+    rk[k + 2]!;
+  OUT[3] =
+    ((INV_SBOX[s3 >>> 24]! << 24) |
+      (INV_SBOX[(s2 >>> 16) & 0xff]! << 16) |
+      (INV_SBOX[(s1 >>> 8) & 0xff]! << 8) |
+      INV_SBOX[s0 & 0xff]!) ^
+    rk[k + 3]!;
+}
+
+/**
+ * CBC encryption of `len` bytes (a multiple of 16) from `src[srcOff]` to `dst[dstOff]`, chaining from
+ * the 16 bytes at `iv[ivOff]`. Unchecked: the caller validates the regions. In place is fine; so is an
+ * IV that lies in `dst` before `dstOff`.
+ */
+export function cbcEncryptRegion(
+  ks: KeySchedule,
+  iv: Uint8Array,
+  ivOff: number,
+  src: Uint8Array,
+  srcOff: number,
+  len: number,
+  dst: Uint8Array,
+  dstOff: number,
+): void {
+  const rk = ks.enc;
+  const nr = ks.rounds;
+  let c0 = readWord(iv, ivOff);
+  let c1 = readWord(iv, ivOff + 4);
+  let c2 = readWord(iv, ivOff + 8);
+  let c3 = readWord(iv, ivOff + 12);
+  for (let i = 0; i < len; i += 16) {
+    const s = srcOff + i;
+    encryptWords(
+      rk,
+      nr,
+      readWord(src, s) ^ c0,
+      readWord(src, s + 4) ^ c1,
+      readWord(src, s + 8) ^ c2,
+      readWord(src, s + 12) ^ c3,
+    );
+    c0 = OUT[0]!;
+    c1 = OUT[1]!;
+    c2 = OUT[2]!;
+    c3 = OUT[3]!;
+    writeBlock(dst, dstOff + i, c0, c1, c2, c3);
+  }
+}
+
+/**
+ * CBC decryption, the counterpart of cbcEncryptRegion (same contract). Blocks are processed first to
+ * last with the previous ciphertext block kept in registers, so decrypting in place is fine.
+ */
+export function cbcDecryptRegion(
+  ks: KeySchedule,
+  iv: Uint8Array,
+  ivOff: number,
+  src: Uint8Array,
+  srcOff: number,
+  len: number,
+  dst: Uint8Array,
+  dstOff: number,
+): void {
+  const rk = ks.dec;
+  const nr = ks.rounds;
+  let p0 = readWord(iv, ivOff);
+  let p1 = readWord(iv, ivOff + 4);
+  let p2 = readWord(iv, ivOff + 8);
+  let p3 = readWord(iv, ivOff + 12);
+  for (let i = 0; i < len; i += 16) {
+    const s = srcOff + i;
+    const c0 = readWord(src, s);
+    const c1 = readWord(src, s + 4);
+    const c2 = readWord(src, s + 8);
+    const c3 = readWord(src, s + 12);
+    decryptWords(rk, nr, c0, c1, c2, c3);
+    writeBlock(dst, dstOff + i, OUT[0]! ^ p0, OUT[1]! ^ p1, OUT[2]! ^ p2, OUT[3]! ^ p3);
+    p0 = c0;
+    p1 = c1;
+    p2 = c2;
+    p3 = c3;
+  }
+}
+
+/**
+ * CBC-MAC state update: mac = E(mac ⊕ block) over the `len` bytes (a multiple of 16) at `src[srcOff]`,
+ * the 16-byte `mac` updated in place. Unchecked, like the region functions.
+ */
+export function cbcMacRegion(
+  ks: KeySchedule,
+  mac: Uint8Array,
+  src: Uint8Array,
+  srcOff: number,
+  len: number,
+): void {
+  const rk = ks.enc;
+  const nr = ks.rounds;
+  let c0 = readWord(mac, 0);
+  let c1 = readWord(mac, 4);
+  let c2 = readWord(mac, 8);
+  let c3 = readWord(mac, 12);
+  for (let i = 0; i < len; i += 16) {
+    const s = srcOff + i;
+    encryptWords(
+      rk,
+      nr,
+      readWord(src, s) ^ c0,
+      readWord(src, s + 4) ^ c1,
+      readWord(src, s + 8) ^ c2,
+      readWord(src, s + 12) ^ c3,
+    );
+    c0 = OUT[0]!;
+    c1 = OUT[1]!;
+    c2 = OUT[2]!;
+    c3 = OUT[3]!;
+  }
+  writeBlock(mac, 0, c0, c1, c2, c3);
+}
+
 function writeBlock(dst: Uint8Array, off: number, w0: number, w1: number, w2: number, w3: number): void {
   // Uint8Array stores keep the low 8 bits, so no masking is needed.
   dst[off] = w0 >>> 24;

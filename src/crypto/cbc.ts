@@ -1,5 +1,5 @@
 import { ProtocolError } from '../wire/errors.js';
-import { decryptBlock, encryptBlock, type KeySchedule } from './aes.js';
+import { cbcDecryptRegion, cbcEncryptRegion, type KeySchedule } from './aes.js';
 
 /**
  * CBC mode over any KeySchedule from aes.ts (spec c.4–c.6, d.3), and PKCS#7 padding.
@@ -46,22 +46,13 @@ export function cbcEncryptInto(
   dstOff: number,
 ): void {
   checkArgs(iv, src, srcOff, len, dst, dstOff);
-  let prev = iv;
-  let prevOff = 0;
-  for (let i = 0; i < len; i += 16) {
-    const s = srcOff + i;
-    const d = dstOff + i;
-    for (let j = 0; j < 16; j++) dst[d + j] = src[s + j]! ^ prev[prevOff + j]!;
-    encryptBlock(ks, dst, d, dst, d);
-    prev = dst;
-    prevOff = d;
-  }
+  cbcEncryptRegion(ks, iv, 0, src, srcOff, len, dst, dstOff);
 }
 
 /**
- * CBC-decrypts `len` bytes of `src` from `srcOff` into `dst` at `dstOff`. In place is fine: the blocks
- * are processed last to first, so each block's predecessor is still ciphertext when it is needed. The
- * IV may lie in the same buffer as long as it is outside the destination region.
+ * CBC-decrypts `len` bytes of `src` from `srcOff` into `dst` at `dstOff`. In place is fine: each
+ * ciphertext block is read (and kept as the next block's chaining value) before its plaintext is
+ * written. The IV may lie in the same buffer as long as it is outside the destination region.
  */
 export function cbcDecryptInto(
   ks: KeySchedule,
@@ -73,16 +64,7 @@ export function cbcDecryptInto(
   dstOff: number,
 ): void {
   checkArgs(iv, src, srcOff, len, dst, dstOff);
-  for (let i = len - 16; i >= 0; i -= 16) {
-    const d = dstOff + i;
-    decryptBlock(ks, src, srcOff + i, dst, d);
-    if (i === 0) {
-      for (let j = 0; j < 16; j++) dst[d + j]! ^= iv[j]!;
-    } else {
-      const p = srcOff + i - 16;
-      for (let j = 0; j < 16; j++) dst[d + j]! ^= src[p + j]!;
-    }
-  }
+  cbcDecryptRegion(ks, iv, 0, src, srcOff, len, dst, dstOff);
 }
 
 /** CBC-encrypts `data` (a multiple of 16 bytes, no padding added) into a new array. */

@@ -1,4 +1,4 @@
-import { encryptBlock } from './aes.js';
+import { cbcMacRegion, encryptBlock } from './aes.js';
 import { V4_SCHEDULE } from './keys.js';
 
 /**
@@ -11,10 +11,7 @@ export function v4Mac(message: Uint8Array): Uint8Array {
   const mac = new Uint8Array(16);
   const len = message.length;
   const full = len - (len % 16);
-  for (let off = 0; off < full; off += 16) {
-    for (let j = 0; j < 16; j++) mac[j]! ^= message[off + j]!;
-    encryptBlock(V4_SCHEDULE, mac, 0, mac, 0);
-  }
+  cbcMacRegion(V4_SCHEDULE, mac, message, 0, full);
   // Last block: the 0..15 remaining bytes, 0x80, zeros (XOR with zero is a no-op).
   for (let j = 0; j < len - full; j++) mac[j]! ^= message[full + j]!;
   mac[len - full]! ^= 0x80;

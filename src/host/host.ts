@@ -111,6 +111,14 @@ export function handle(
   const change: PoolChange = { upsert: [], remove: [] };
   const kms = catalog.kmsId(req.kmsId);
   const sku = catalog.sku(req.skuId);
+  // Every request decodes fresh GUID strings; where the catalog (or a constant) has an equal string,
+  // use that one, so events, pool entries and history records do not each keep their own copy.
+  const skuId = sku?.id ?? req.skuId;
+  const kmsId = kms?.id ?? req.kmsId;
+  const applicationId = catalog.application(req.applicationId)?.id ?? req.applicationId;
+  const previousCmid = req.previousCmid === NIL_GUID ? NIL_GUID : req.previousCmid;
+  let cmid = req.cmid;
+  let workstation = req.workstation;
   const epid = epidFor(state.identity, catalog, req.kmsId, req.applicationId);
   let hresult: number = HResult.S_OK;
   let reason = '';
@@ -132,12 +140,15 @@ export function handle(
     }
     const t = pool.touch(req.cmid, meta.now, {
       workstation: req.workstation,
-      skuId: req.skuId,
-      kmsId: req.kmsId,
+      skuId: skuId,
+      kmsId: kmsId,
     });
-    for (const c of [...t.expired, ...t.evicted])
-      change.remove.push({ applicationId: pool.applicationId, cmid: c.cmid });
+    for (const c of t.expired) change.remove.push({ applicationId: pool.applicationId, cmid: c.cmid });
+    for (const c of t.evicted) change.remove.push({ applicationId: pool.applicationId, cmid: c.cmid });
     change.upsert.push({ ...t.client, applicationId: pool.applicationId });
+    // The pool's strings for this CMID and name (equal values): records made from this request share them.
+    cmid = t.client.cmid;
+    workstation = t.client.workstation;
     count = override?.count ?? t.count;
     body = {
       minorVersion: req.minorVersion,
@@ -168,16 +179,16 @@ export function handle(
     peer: meta.peer,
     hresult,
     requiredCount: req.requiredClientCount,
-    workstation: req.workstation,
-    cmid: req.cmid,
+    workstation,
+    cmid,
     clientTime: fileTimeToIso(req.clientTime),
     vm: req.vmInfo !== 0,
     licenseStatus: req.licenseStatus,
     bindingExpiration: req.bindingExpiration,
-    skuId: req.skuId,
-    previousCmid: req.previousCmid,
-    applicationId: req.applicationId,
-    kmsId: req.kmsId,
+    skuId,
+    previousCmid,
+    applicationId,
+    kmsId,
     productName: sku?.name ?? kms?.name ?? null,
     protocol: meta.protocol,
     ndr: meta.ndr,

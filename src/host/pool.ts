@@ -74,12 +74,14 @@ export class CountPool {
     let client = this.clients.get(cmid);
     const added = client === undefined;
     if (client) {
+      // Keep the entry's own strings when the values did not change (a machine's name and product
+      // rarely do): the entry and the history records made from it then share them.
       client = {
         ...client,
         lastSeen: now,
-        workstation: info.workstation,
-        skuId: info.skuId,
-        kmsId: info.kmsId,
+        workstation: client.workstation === info.workstation ? client.workstation : info.workstation,
+        skuId: client.skuId === info.skuId ? client.skuId : info.skuId,
+        kmsId: client.kmsId === info.kmsId ? client.kmsId : info.kmsId,
       };
     } else {
       while (this.clients.size >= this.capacity) {

@@ -1,9 +1,9 @@
 import { type Catalog, defaultCatalog } from '../catalog/products.js';
-import { decodeRequest, encodeResponse, type Tamper } from '../kms/envelope.js';
+import { decodeRequest, encodeResponseStub, type Tamper } from '../kms/envelope.js';
 import { HResult } from '../kms/hresult.js';
 import type { KmsRequestBody, KmsVersion, NdrSyntax } from '../kms/messages.js';
-import { unwrapRequestStub, wrapErrorStub, wrapResponseStub } from '../kms/stub.js';
-import type { HistoryRecord, Store } from '../store/store.js';
+import { unwrapRequestStub, wrapErrorStub } from '../kms/stub.js';
+import type { HistoryRecord, Store, StoreChange } from '../store/store.js';
 import { isProtocolError, type ProtocolError } from '../wire/errors.js';
 import type { Guid } from '../wire/guid.js';
 import type { Clock } from './clock.js';
@@ -71,6 +71,39 @@ export interface KmsServiceOptions {
 const META_IDENTITY = 'identity';
 
 /**
+ * Calls whose store changes are committed together (group commit): pass the group to handleCall,
+ * which then stages its change instead of committing it, and call `commitGroup` before sending any of
+ * the group's answers. See `KmsService.openGroup`.
+ */
+export interface CommitGroup {
+  /** Changes staged so far (the index of a call's change is `size` before its handleCall). */
+  readonly size: number;
+  /**
+   * After commitGroup: null if the change staged at `index` is committed and its event announced, else
+   * the error that stopped it (the store's, for every change of the group, or a listener's for one).
+   */
+  failure(index: number): unknown;
+}
+
+class Group implements CommitGroup {
+  readonly changes: StoreChange[] = [];
+  readonly events: ActivationEvent[] = [];
+  state: 'open' | 'committed' | 'failed' = 'open';
+  error: unknown = null;
+  listenerErrors: Map<number, unknown> | null = null;
+
+  get size(): number {
+    return this.changes.length;
+  }
+
+  failure(index: number): unknown {
+    if (this.state === 'open') throw new Error('commit group not committed yet');
+    if (this.state === 'failed') return this.error;
+    return this.listenerErrors?.get(index) ?? null;
+  }
+}
+
+/**
  * CMID of the control API's /healthz probe: answered like any request (real bind, real crypto) but
  * never counted, recorded or announced, so a health check cannot move the count it reports.
  */
@@ -126,7 +159,10 @@ export class KmsService {
   readonly clock: Clock;
   readonly store: Store;
   private readonly responseRandom: Random;
+  /** The response random source as a function (one closure, not one per call). */
+  private readonly randomBytes = (n: number): Uint8Array => this.responseRandom.bytes(n);
   private readonly listeners = new Set<(e: ActivationEvent) => void>();
+  private readonly openGroups = new Set<Group>();
   private nth = 0;
 
   constructor(opts: KmsServiceOptions) {
@@ -164,13 +200,79 @@ export class KmsService {
     if (this.clock.kind === 'manual') this.store.setMeta(META_CLOCK, String(this.clock.now()));
   }
 
-  /** One RequestActivation call: NDR stub in, NDR stub (or an RPC fault status) out. */
+  /**
+   * Opens a commit group. A call handled with it (`handleCall(…, group)`) updates the pools and builds
+   * its answer at once but only stages its store change; `commitGroup` then commits all of the group's
+   * changes in one store transaction and announces their events. Until then none of the group's answers
+   * may be sent: that keeps the guarantee that a client never receives a response whose CMID a crash
+   * could still lose. The TCP server groups the calls of one event-loop turn (src/server/tcp.ts).
+   */
+  openGroup(): CommitGroup {
+    const g = new Group();
+    this.openGroups.add(g);
+    return g;
+  }
+
+  /**
+   * Commits every change staged in `group` in one transaction, in staging order (history seqs follow
+   * it), with the current request totals and manual clock; then gives each staged event its seq and
+   * announces it to the onEvent listeners, in order. Throws the store's error (nothing is announced);
+   * a listener's error is recorded for its call (see CommitGroup.failure). Idempotent.
+   */
+  commitGroup(group: CommitGroup): void {
+    const g = group as Group;
+    if (g.state === 'failed') throw g.error;
+    if (g.state === 'committed') return;
+    this.openGroups.delete(g);
+    const n = g.changes.length;
+    if (n === 0) {
+      g.state = 'committed';
+      return;
+    }
+    // Totals and the manual clock travel in the same transaction as the requests they describe; only
+    // their latest values matter, so they ride on the last change.
+    const meta: Record<string, string> = { [META_TOTALS]: JSON.stringify(this.state.totals) };
+    if (this.clock.kind === 'manual') meta[META_CLOCK] = String(this.clock.now());
+    g.changes[n - 1]!.meta = meta;
+    let seqs: number[];
+    try {
+      seqs = this.store.commitMany
+        ? this.store.commitMany(g.changes)
+        : g.changes.map((c) => this.store.commit(c));
+    } catch (e) {
+      g.state = 'failed';
+      // Never null: a null failure means "committed" to whoever answers the group's calls.
+      g.error = e ?? new Error('store commit failed');
+      throw e;
+    }
+    g.state = 'committed';
+    for (let i = 0; i < n; i++) g.events[i]!.seq = seqs[i]!;
+    this.state.seq = seqs[n - 1]!;
+    for (let i = 0; i < n; i++) {
+      const event = g.events[i]!;
+      try {
+        for (const fn of this.listeners) fn(event);
+      } catch (e) {
+        if (g.listenerErrors === null) g.listenerErrors = new Map();
+        g.listenerErrors.set(i, e);
+      }
+    }
+  }
+
+  /**
+   * One RequestActivation call: NDR stub in, NDR stub (or an RPC fault status) out. With `group` (see
+   * openGroup) the store change is staged and the event announced by commitGroup; without it the change
+   * is committed and the event announced before this returns.
+   */
   handleCall(
     stub: Uint8Array,
     ndr: NdrSyntax,
     conn: { peer: string; connectionId: number },
     faults?: FaultHook,
+    group?: CommitGroup,
   ): CallOutcome {
+    const staging = group as Group | undefined;
+    if (staging !== undefined && staging.state !== 'open') throw new Error('commit group already committed');
     let message: Uint8Array;
     try {
       message = unwrapRequestStub(stub, ndr);
@@ -216,20 +318,27 @@ export class KmsService {
       epid: result.event.epid,
       licenseStatus: result.event.licenseStatus,
       vm: result.event.vm,
-      ...(fault ? { fault: fault.name } : {}),
     };
-    // Totals and the manual clock travel in the same transaction as the request they describe.
-    const meta: Record<string, string> = { [META_TOTALS]: JSON.stringify(this.state.totals) };
-    if (this.clock.kind === 'manual') meta[META_CLOCK] = String(now);
-    const seq = this.store.commit({
-      upsert: result.change.upsert,
-      remove: result.change.remove,
-      history,
-      meta,
-    });
-    result.event.seq = seq;
-    this.state.seq = seq;
-    for (const fn of this.listeners) fn(result.event);
+    if (fault) history.fault = fault.name;
+    if (staging !== undefined) {
+      // Group commit: the change waits for commitGroup (which adds totals and clock), and so do the seq
+      // and the announcement of the event.
+      staging.changes.push({ upsert: result.change.upsert, remove: result.change.remove, history });
+      staging.events.push(result.event);
+    } else {
+      // Totals and the manual clock travel in the same transaction as the request they describe.
+      const meta: Record<string, string> = { [META_TOTALS]: JSON.stringify(this.state.totals) };
+      if (this.clock.kind === 'manual') meta[META_CLOCK] = String(now);
+      const seq = this.store.commit({
+        upsert: result.change.upsert,
+        remove: result.change.remove,
+        history,
+        meta,
+      });
+      result.event.seq = seq;
+      this.state.seq = seq;
+      for (const fn of this.listeners) fn(result.event);
+    }
     if (fault?.rpcFault !== undefined) {
       return { kind: 'fault', status: fault.rpcFault, event: result.event, error: null, fault };
     }
@@ -242,17 +351,22 @@ export class KmsService {
         fault,
       };
     }
-    const body = { ...result.body };
+    const body = fault ? { ...result.body } : result.body;
     if (fault?.wrongCmid) body.cmid = flipGuid(body.cmid);
     if (fault?.wrongTime) body.clientTime = body.clientTime + 10_000_000n;
-    const message2 = encodeResponse(decoded, body, {
-      random: (n) => this.responseRandom.bytes(n),
-      hwid: this.state.identity.hwid,
-      tamper: fault?.tamper ?? null,
-    });
+    const stub2 = encodeResponseStub(
+      decoded,
+      body,
+      {
+        random: this.randomBytes,
+        hwid: this.state.identity.hwid,
+        tamper: fault?.tamper ?? null,
+      },
+      ndr,
+    );
     return {
       kind: 'response',
-      stub: wrapResponseStub(message2, ndr),
+      stub: stub2,
       event: result.event,
       error: null,
       fault,
@@ -261,7 +375,7 @@ export class KmsService {
 
   private answerProbe(decoded: ReturnType<typeof decodeRequest>, ndr: NdrSyntax): CallOutcome {
     const b = decoded.body;
-    const message = encodeResponse(
+    const stub = encodeResponseStub(
       decoded,
       {
         minorVersion: b.minorVersion,
@@ -273,9 +387,10 @@ export class KmsService {
         activationInterval: this.state.policy.activationInterval,
         renewalInterval: this.state.policy.renewalInterval,
       },
-      { random: (n) => this.responseRandom.bytes(n), hwid: this.state.identity.hwid },
+      { random: this.randomBytes, hwid: this.state.identity.hwid },
+      ndr,
     );
-    return { kind: 'response', stub: wrapResponseStub(message, ndr), event: null, error: null };
+    return { kind: 'response', stub, event: null, error: null };
   }
 
   /** Per pool: count, capacity, which thresholds the count meets. */
@@ -333,6 +448,15 @@ export class KmsService {
 
   /** Empties pools and history; identity stays. */
   reset(): void {
+    // Calls staged before the reset happened before it: commit them first (a failure is kept in the
+    // group for whoever answers those calls).
+    for (const g of [...this.openGroups]) {
+      try {
+        this.commitGroup(g);
+      } catch {
+        // recorded in the group
+      }
+    }
     for (const pool of this.state.pools.values()) pool.clear();
     this.state.totals = { requests: 0, byResult: {} };
     this.state.seq = 0;

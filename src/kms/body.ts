@@ -1,5 +1,5 @@
 import { ProtocolError } from '../wire/errors.js';
-import { readGuid, writeGuid } from '../wire/guid.js';
+import { guidFromBytes, guidToBytes, readGuid, writeGuid } from '../wire/guid.js';
 import { Reader } from '../wire/reader.js';
 import { decodeUtf16z, encodeUtf16, encodeUtf16Fixed } from '../wire/utf16.js';
 import type { Writer } from '../wire/writer.js';
@@ -10,8 +10,41 @@ export const WORKSTATION_UNITS = 64;
 /** PIDSize is at most 128 bytes: 64 UTF-16 units including the NUL (spec c.2). */
 export const MAX_PID_SIZE = 128;
 
+function u16At(b: Uint8Array, i: number): number {
+  return b[i]! | (b[i + 1]! << 8);
+}
+
+function u32At(b: Uint8Array, i: number): number {
+  return (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0;
+}
+
+function u64At(b: Uint8Array, i: number): bigint {
+  const lo = u32At(b, i);
+  const hi = u32At(b, i + 4);
+  return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
+}
+
 /** Spec c.1. Reads exactly 236 bytes at `at`. */
 export function decodeRequestBody(b: Uint8Array, at = 0): KmsRequestBody {
+  // Hot path (every request): all 236 bytes are there, so read them straight from the array. The
+  // Reader-based code below defines the behaviour for anything else (short input, odd offsets).
+  if ((at | 0) === at && at >= 0 && at + BASE_REQUEST_SIZE <= b.length) {
+    return {
+      minorVersion: u16At(b, at),
+      majorVersion: u16At(b, at + 2),
+      vmInfo: u32At(b, at + 4),
+      licenseStatus: u32At(b, at + 8),
+      bindingExpiration: u32At(b, at + 12),
+      applicationId: guidFromBytes(b, at + 16),
+      skuId: guidFromBytes(b, at + 32),
+      kmsId: guidFromBytes(b, at + 48),
+      cmid: guidFromBytes(b, at + 64),
+      requiredClientCount: u32At(b, at + 80),
+      clientTime: u64At(b, at + 84),
+      previousCmid: guidFromBytes(b, at + 92),
+      workstation: decodeUtf16z(b.subarray(at + 108, at + BASE_REQUEST_SIZE), WORKSTATION_UNITS),
+    };
+  }
   const r = new Reader(b, at, at + BASE_REQUEST_SIZE);
   r.need(BASE_REQUEST_SIZE, 'BaseRequest');
   return {
@@ -60,6 +93,54 @@ export function writeResponseBody(w: Writer, s: KmsResponseBody): void {
   w.u16(s.minorVersion).u16(s.majorVersion).u32(size).raw(encodeUtf16(s.epid)).u16(0);
   writeGuid(w, s.cmid);
   w.u64(s.clientTime).u32(s.currentCount).u32(s.activationInterval).u32(s.renewalInterval);
+}
+
+/** Scratch for u64 fields of writeResponseBodyAt. */
+const U64 = new DataView(new ArrayBuffer(8));
+
+/**
+ * writeResponseBody into `out` at `at` without a Writer (the host's hot path); returns the offset just
+ * past the body. Same bytes and the same BAD_EPID error. `out` must have responseBodyLength bytes at
+ * `at` and be zero-filled there (a fresh array).
+ */
+export function writeResponseBodyAt(out: Uint8Array, at: number, s: KmsResponseBody): number {
+  const epid = s.epid;
+  const size = pidSize(epid);
+  if (size > MAX_PID_SIZE) {
+    throw new ProtocolError('BAD_EPID', `ePID of ${epid.length} characters does not fit in 128 bytes`);
+  }
+  let p = at;
+  out[p] = s.minorVersion;
+  out[p + 1] = s.minorVersion >>> 8;
+  out[p + 2] = s.majorVersion;
+  out[p + 3] = s.majorVersion >>> 8;
+  out[p + 4] = size;
+  out[p + 5] = size >>> 8;
+  p += 8; // the PIDSize high bytes are 0 (size ≤ 128)
+  for (let i = 0; i < epid.length; i++) {
+    const c = epid.charCodeAt(i);
+    out[p] = c;
+    out[p + 1] = c >>> 8;
+    p += 2;
+  }
+  p += 2; // NUL terminator (zero-filled)
+  guidToBytes(s.cmid, out, p);
+  p += 16;
+  U64.setBigUint64(0, s.clientTime, true);
+  for (let i = 0; i < 8; i++) out[p + i] = U64.getUint8(i);
+  p += 8;
+  p = putU32(out, p, s.currentCount);
+  p = putU32(out, p, s.activationInterval);
+  return putU32(out, p, s.renewalInterval);
+}
+
+function putU32(out: Uint8Array, p: number, v: number): number {
+  const x = v >>> 0;
+  out[p] = x;
+  out[p + 1] = x >>> 8;
+  out[p + 2] = x >>> 16;
+  out[p + 3] = x >>> 24;
+  return p + 4;
 }
 
 /**

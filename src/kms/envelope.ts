@@ -1,25 +1,31 @@
+import { cbcDecryptRegion, cbcEncryptRegion } from '../crypto/aes.js';
 import { cbcDecrypt, cbcEncrypt, pkcs7Pad } from '../crypto/cbc.js';
 import { V5_SCHEDULE, V6_SCHEDULE } from '../crypto/keys.js';
 import { v4Mac } from '../crypto/v4-mac.js';
-import { sha256, v6Hmac } from '../crypto/v6-hmac.js';
+import { sha256, sha256Into, v6Hmac, v6HmacInto } from '../crypto/v6-hmac.js';
 import { ProtocolError } from '../wire/errors.js';
 import { Writer } from '../wire/writer.js';
 import {
   BASE_REQUEST_SIZE,
   decodeRequestBody,
   decodeResponseBody,
+  MAX_PID_SIZE,
+  pidSize,
   responseBodyLength,
   writeRequestBody,
   writeResponseBody,
+  writeResponseBodyAt,
 } from './body.js';
 import type {
   DecodedRequest,
   KmsRequestBody,
   KmsResponseBody,
   KmsVersion,
+  NdrSyntax,
   RequestContext,
   VerifiedResponse,
 } from './messages.js';
+import { REFERENT_ID, responseStubLength, wrapResponseStub } from './stub.js';
 
 /**
  * KMS message envelopes V4, V5 and V6 (spec c, d), both directions. Pure functions: the caller
@@ -30,6 +36,8 @@ export const V4_REQUEST_SIZE = BASE_REQUEST_SIZE + 16; // 252
 export const V5_REQUEST_SIZE = 4 + 16 + 240; // 260, V6 the same
 const ZERO_IV = new Uint8Array(16);
 const PAD4 = 0x04;
+/** decodeRequest's V5/V6 plaintext (256 bytes), reused: decoding is synchronous and keeps no view of it. */
+const PLAIN = new Uint8Array(V5_REQUEST_SIZE - 4);
 
 export type RandomBytes = (n: number) => Uint8Array;
 
@@ -90,8 +98,10 @@ export function decodeRequest(message: Uint8Array, opts: DecodeRequestOptions = 
   }
   if (message.length < V5_REQUEST_SIZE) short(message, V5_REQUEST_SIZE, `V${version} request`);
   const schedule = version === 5 ? V5_SCHEDULE : V6_SCHEDULE;
-  // Zero-IV view (spec c.4): plaintext = Q ‖ BaseRequest ‖ 04 04 04 04.
-  const plain = cbcDecrypt(schedule, ZERO_IV, message.subarray(4, V5_REQUEST_SIZE));
+  // Zero-IV view (spec c.4): plaintext = Q ‖ BaseRequest ‖ 04 04 04 04. Decrypted into a reused
+  // buffer: nothing returned refers to it (the body is decoded into values, Q is copied).
+  const plain = PLAIN;
+  cbcDecryptRegion(schedule, ZERO_IV, 0, message, 4, V5_REQUEST_SIZE - 4, plain, 0);
   const integrityOk =
     plain[252] === PAD4 && plain[253] === PAD4 && plain[254] === PAD4 && plain[255] === PAD4;
   if (!integrityOk && !opts.lenient) {
@@ -129,7 +139,21 @@ export function encodeResponse(
   opts: EncodeResponseOptions,
 ): Uint8Array {
   if (req.version === 4) return encodeV4Response(body, opts.tamper ?? null);
-  return encodeV56Response(req.version, req.q!, body, opts);
+  return encodeV56Response(req.version, req.q!, body, opts, null);
+}
+
+/**
+ * `wrapResponseStub(encodeResponse(req, body, opts), syntax)` (HRESULT 0), built in one buffer for V5
+ * and V6: the message is encrypted where the stub carries it (the host's per-request path).
+ */
+export function encodeResponseStub(
+  req: DecodedRequest,
+  body: KmsResponseBody,
+  opts: EncodeResponseOptions,
+  syntax: NdrSyntax,
+): Uint8Array {
+  if (req.version === 4) return wrapResponseStub(encodeV4Response(body, opts.tamper ?? null), syntax);
+  return encodeV56Response(req.version, req.q!, body, opts, syntax);
 }
 
 function encodeV4Response(body: KmsResponseBody, tamper: Tamper): Uint8Array {
@@ -141,7 +165,93 @@ function encodeV4Response(body: KmsResponseBody, tamper: Tamper): Uint8Array {
   return w.raw(mac).finish();
 }
 
+/**
+ * V5/V6 response in one buffer: the plaintext is written where its ciphertext goes (after the 4
+ * version bytes), padded and encrypted in place, so there is one allocation and no copy. Random values
+ * are drawn in the same order as encodeV56Generic (R, then Rand2) and the same errors are thrown at the
+ * same points; unusual input (a random source returning other than 16 bytes, Q or HwId of the wrong
+ * length) is handed to encodeV56Generic with the values already drawn, so the result never differs.
+ */
 function encodeV56Response(
+  version: 5 | 6,
+  q: Uint8Array,
+  body: KmsResponseBody,
+  opts: EncodeResponseOptions,
+  stub: NdrSyntax | null,
+): Uint8Array {
+  const generic = (o: EncodeResponseOptions) => {
+    const m = encodeV56Generic(version, q, body, o);
+    return stub === null ? m : wrapResponseStub(m, stub);
+  };
+  const r = version === 5 ? null : opts.random(16);
+  const epid = body.epid;
+  if (pidSize(epid) > MAX_PID_SIZE || q.length !== 16 || (r !== null && r.length !== 16)) {
+    return generic(replaying(r, opts));
+  }
+  const bodyLen = responseBodyLength(epid);
+  const plainLen = version === 5 ? 16 + bodyLen + 48 : 16 + bodyLen + 48 + 8 + 16 + 16;
+  const padded = plainLen + (16 - (plainLen % 16));
+  const msgLen = 4 + padded;
+  // The message goes at `m`: 0 on its own, after the NDR header inside a stub (spec b.2; the pad after
+  // it is 0 since msgLen is a multiple of 4, then HRESULT 0, so only the header needs writing).
+  let out: Uint8Array;
+  let m = 0;
+  if (stub === null) {
+    out = new Uint8Array(msgLen);
+  } else {
+    out = new Uint8Array(responseStubLength(msgLen, stub));
+    const step = stub === 'ndr32' ? 4 : 8;
+    putU32(out, 0, msgLen);
+    putU32(out, step, REFERENT_ID);
+    putU32(out, 2 * step, msgLen);
+    m = 3 * step;
+  }
+  out.set(r ?? q, m + 4);
+  let p = writeResponseBodyAt(out, m + 20, body);
+  const rand2 = opts.random(16);
+  if (rand2.length !== 16 || (version === 6 && opts.hwid.length !== 8)) {
+    return generic(replaying(r, opts, rand2));
+  }
+  for (let i = 0; i < 16; i++) out[p + i] = rand2[i]! ^ q[i]!;
+  sha256Into(rand2, out, p + 16);
+  p += 48;
+  if (opts.tamper === 'mac' && version === 5) out[p - 1]! ^= 0x01;
+  if (version === 6) {
+    out.set(opts.hwid, p);
+    out.set(q, p + 8);
+    p += 24;
+    v6HmacInto(body.clientTime, out.subarray(m + 4, p), out, p);
+    if (opts.tamper === 'mac') out[p]! ^= 0x01;
+  }
+  out.fill(padded - plainLen, m + 4 + plainLen, m + msgLen);
+  cbcEncryptRegion(version === 5 ? V5_SCHEDULE : V6_SCHEDULE, ZERO_IV, 0, out, m + 4, padded, out, m + 4);
+  if (opts.tamper === 'ciphertext') out[m + msgLen - 20]! ^= 0x01;
+  out[m] = body.minorVersion & 0xff;
+  out[m + 1] = body.minorVersion >>> 8;
+  out[m + 2] = body.majorVersion & 0xff;
+  out[m + 3] = body.majorVersion >>> 8;
+  return out;
+}
+
+function putU32(out: Uint8Array, p: number, v: number): void {
+  out[p] = v;
+  out[p + 1] = v >>> 8;
+  out[p + 2] = v >>> 16;
+  out[p + 3] = v >>> 24;
+}
+
+/** Options whose random source first returns the values already drawn, then the real source's. */
+function replaying(
+  r: Uint8Array | null,
+  opts: EncodeResponseOptions,
+  rand2?: Uint8Array,
+): EncodeResponseOptions {
+  const drawn = [r, rand2].filter((x): x is Uint8Array => x !== null && x !== undefined);
+  return { ...opts, random: (n) => drawn.shift() ?? opts.random(n) };
+}
+
+/** The straightforward V5/V6 encoder (Writer, padded copy, encrypted copy); see encodeV56Response. */
+function encodeV56Generic(
   version: 5 | 6,
   q: Uint8Array,
   body: KmsResponseBody,

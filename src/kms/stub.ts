@@ -19,6 +19,14 @@ export const MAX_MESSAGE_SIZE = 4096;
  * stub must really hold that many bytes. Returns a view of the message.
  */
 export function unwrapRequestStub(stub: Uint8Array, syntax: NdrSyntax): Uint8Array {
+  // Hot path: an NDR32 stub with both size fields present, read without a Reader. Whatever it does not
+  // handle (NDR64, short stubs, every error) goes through the Reader-based code below.
+  if (syntax === 'ndr32' && stub.length >= 8) {
+    const size = (stub[0]! | (stub[1]! << 8) | (stub[2]! << 16) | (stub[3]! << 24)) >>> 0;
+    const count = (stub[4]! | (stub[5]! << 8) | (stub[6]! << 16) | (stub[7]! << 24)) >>> 0;
+    const n = Math.min(size, count);
+    if (n >= 4 && n <= stub.length - 8 && n <= MAX_MESSAGE_SIZE) return stub.subarray(8, 8 + n);
+  }
   const r = new Reader(stub);
   let size: number;
   let count: number;
@@ -72,10 +80,26 @@ export function responseStubLength(messageLength: number, syntax: NdrSyntax): nu
 
 /** Spec b.2: pad to 4 first, then the HRESULT (the NDR-correct position). */
 export function wrapResponseStub(message: Uint8Array, syntax: NdrSyntax, hresult = 0): Uint8Array {
-  const w = new Writer(responseStubLength(message.length, syntax));
-  if (syntax === 'ndr32') w.u32(message.length).u32(REFERENT_ID).u32(message.length);
-  else w.u64(BigInt(message.length)).u64(BigInt(REFERENT_ID)).u64(BigInt(message.length));
-  return w.raw(message).align4().u32(hresult).finish();
+  // Written directly (no Writer): sizes and the referent as u32 (NDR32) or u64 with a zero high half
+  // (NDR64), the message, zero pad to 4, the HRESULT. Same bytes as the Writer version.
+  const len = message.length;
+  const head = syntax === 'ndr32' ? 12 : 24;
+  const out = new Uint8Array(responseStubLength(len, syntax));
+  const step = syntax === 'ndr32' ? 4 : 8;
+  putU32(out, 0, len);
+  putU32(out, step, REFERENT_ID);
+  putU32(out, 2 * step, len);
+  out.set(message, head);
+  putU32(out, out.length - 4, hresult);
+  return out;
+}
+
+function putU32(out: Uint8Array, p: number, v: number): void {
+  const x = v >>> 0;
+  out[p] = x;
+  out[p + 1] = x >>> 8;
+  out[p + 2] = x >>> 16;
+  out[p + 3] = x >>> 24;
 }
 
 /** Spec b.3: size 0, NULL referent, HRESULT. 12 bytes in NDR32, 20 in NDR64. */

@@ -17,12 +17,18 @@
 import { ProtocolError } from '../wire/errors.js';
 import {
   BIND_NAK_REASON,
+  DREP_LE,
+  HEADER_LENGTH,
   HOST_MAX_FRAG,
+  isCoPtype,
+  MAX_FRAG_LENGTH,
   MIN_MAX_FRAG,
   NCA_STATUS,
   PFC,
   PTYPE,
   ptypeName,
+  RPC_VERSION,
+  RPC_VERSION_MINOR,
 } from './constants.js';
 import { decodePdu, readHeader, validateHeader } from './decode.js';
 import { encodePdu } from './encode.js';
@@ -147,7 +153,7 @@ export class Association {
     this.outstanding.delete(call.callId);
     // Fragment stubs are cut at multiples of 8 so NDR alignment survives reassembly [DCE].
     const room = (this.xmitFrag - RESPONSE_OVERHEAD) & ~7;
-    if (stub.length <= room) return encodePdu(makeResponse(call.callId, call.contextId, stub));
+    if (stub.length <= room) return encodeResponsePdu(call.callId, call.contextId, stub);
     const parts: Uint8Array[] = [];
     for (let at = 0; at < stub.length; at += room) {
       const pdu = makeResponse(call.callId, call.contextId, stub.subarray(at, at + room));
@@ -392,6 +398,16 @@ export class Association {
  * rpc_vers is let through: it is answered by a bind_nak once whole.
  */
 function checkHeaderEarly(header: Uint8Array): void {
+  // Fast accept of a well-formed header (every PDU of a normal conversation); the checks are those of
+  // validateHeader, which runs for anything else and decides the error.
+  if (
+    header[0] === RPC_VERSION &&
+    isCoPtype(header[2]!) &&
+    (header[4]! & 0xf0) === 0x10 &&
+    (header[8]! | (header[9]! << 8)) >= HEADER_LENGTH
+  ) {
+    return;
+  }
   const h = readHeader(header);
   try {
     validateHeader(h);
@@ -410,6 +426,53 @@ function fragmentedError(what: string, flags: number): ProtocolError {
 function asProtocolError(e: unknown): ProtocolError {
   if (e instanceof ProtocolError) return e;
   throw e;
+}
+
+/**
+ * `encodePdu(makeResponse(callId, contextId, stub))` written directly: the 24-byte response header
+ * (rpc_vers 5.0, flags 0x03, little-endian drep, frag_length, auth_length 0, call_id, alloc_hint = stub
+ * length, p_cont_id, cancel_count 0, reserved 0), then the stub. Out-of-range values take encodePdu
+ * for its errors.
+ */
+function encodeResponsePdu(callId: number, contextId: number, stub: Uint8Array): Uint8Array {
+  const total = RESPONSE_OVERHEAD + stub.length;
+  if (
+    total > MAX_FRAG_LENGTH ||
+    !Number.isInteger(callId) ||
+    callId < 0 ||
+    callId > 0xffffffff ||
+    !Number.isInteger(contextId) ||
+    contextId < 0 ||
+    contextId > 0xffff
+  ) {
+    return encodePdu(makeResponse(callId, contextId, stub));
+  }
+  const out = new Uint8Array(total);
+  out[0] = RPC_VERSION;
+  out[1] = RPC_VERSION_MINOR;
+  out[2] = PTYPE.RESPONSE;
+  out[3] = FIRST_LAST;
+  out[4] = DREP_LE[0];
+  out[5] = DREP_LE[1];
+  out[6] = DREP_LE[2];
+  out[7] = DREP_LE[3];
+  out[8] = total;
+  out[9] = total >>> 8;
+  // 10..11 auth_length 0
+  out[12] = callId;
+  out[13] = callId >>> 8;
+  out[14] = callId >>> 16;
+  out[15] = callId >>> 24;
+  const n = stub.length;
+  out[16] = n;
+  out[17] = n >>> 8;
+  out[18] = n >>> 16;
+  out[19] = n >>> 24;
+  out[20] = contextId;
+  out[21] = contextId >>> 8;
+  // 22 cancel_count 0, 23 reserved 0
+  out.set(stub, RESPONSE_OVERHEAD);
+  return out;
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {

@@ -95,6 +95,31 @@ export function decodeHeader(bytes: Uint8Array): PduHeader {
 
 /** Decodes one whole PDU; `bytes.length` must equal its frag_length. */
 export function decodePdu(bytes: Uint8Array): Pdu {
+  // Hot path: a well-formed request without auth verifier or object UUID (every KMS call). Same object,
+  // same key order as the general path below, which handles everything else and every error.
+  const n = bytes.length;
+  if (
+    n >= HEADER_LENGTH + 8 &&
+    bytes[2] === PTYPE.REQUEST &&
+    bytes[0] === RPC_VERSION &&
+    (bytes[4]! & 0xf0) === 0x10 &&
+    (bytes[8]! | (bytes[9]! << 8)) === n &&
+    bytes[10] === 0 &&
+    bytes[11] === 0 &&
+    (bytes[3]! & PFC.OBJECT_UUID) === 0
+  ) {
+    return {
+      type: PTYPE.REQUEST,
+      flags: bytes[3]!,
+      callId: u32At(bytes, 12),
+      rpcVersionMinor: bytes[1]!,
+      drep: [bytes[4]!, bytes[5]!, bytes[6]!, bytes[7]!],
+      allocHint: u32At(bytes, 16),
+      contextId: bytes[20]! | (bytes[21]! << 8),
+      opnum: bytes[22]! | (bytes[23]! << 8),
+      stub: bytes.subarray(HEADER_LENGTH + 8, n),
+    };
+  }
   const h = decodeHeader(bytes);
   if (h.fragLength !== bytes.length) {
     throw new ProtocolError(
@@ -323,6 +348,10 @@ export function decodeFaultBody(
 
 export function decodeGenericBody(r: Reader): Pick<GenericPdu, 'body'> {
   return { body: r.bytesView(r.remaining, 'body') };
+}
+
+function u32At(b: Uint8Array, i: number): number {
+  return (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0;
 }
 
 /** A plain Uint8Array copy (`Buffer#slice` would return a view for Buffer input). */

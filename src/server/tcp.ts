@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
 import type { Random } from '../host/random.js';
-import type { CallFault, CallOutcome, FaultHook, KmsService } from '../host/service.js';
+import type { CallFault, CallOutcome, CommitGroup, FaultHook, KmsService } from '../host/service.js';
 import { Association, type AssociationAction, type RpcCall } from '../rpc/association.js';
 import { CONTEXT_RESULT, NCA_STATUS, NULL_SYNTAX, PROVIDER_REASON, PTYPE } from '../rpc/constants.js';
 import { encodePdu } from '../rpc/encode.js';
@@ -104,6 +104,19 @@ export interface ServerOptions {
   secondaryAddress?: string;
 }
 
+/** A call's answer PDU and the injected fault that shapes its delivery. */
+interface Answer {
+  bytes: Uint8Array;
+  fault: CallFault | null;
+}
+
+/** A call handled ahead of its turn to be answered (see run() in accept). */
+interface Staged {
+  finish: () => Answer;
+  /** The call's number on its connection. */
+  count: number;
+}
+
 export interface ServerStats {
   open: number;
   accepted: number;
@@ -122,6 +135,64 @@ export class KmsServer {
   private closing = false;
   hooks: ServerHooks;
   private readonly observers = new Set<(o: ServerObservation) => void>();
+  /**
+   * Group commit. Calls are handled as their PDUs arrive, but their store changes go into one commit
+   * group per event-loop turn and their answers wait: at the end of the turn (setImmediate, i.e. after
+   * every socket that was readable in this turn has been read) the group is committed in one store
+   * transaction, then the answers are written, back to back. A response is therefore never written
+   * before its CMID is committed (the guarantee of src/store/sqlite.ts), one SQLite transaction serves
+   * every call of the turn, and the clients are woken by a burst of writes rather than one at a time.
+   * A connection waiting for its answer is paused like one under an injected delay (input is queued,
+   * order is kept).
+   */
+  private group: CommitGroup | null = null;
+  private turn: (() => void)[] = [];
+  private turnScheduled = false;
+  /** Whether the pending flush already let the loop poll once more (see flushTurn). */
+  private gathered = false;
+  /**
+   * Sockets written to in this turn outside flushTurn: corked at their first write and uncorked when
+   * the turn ends, so every write of a turn reaches the kernel in one burst (a client woken by the
+   * first is usually still awake for the next; measured: fewer wake-ups, less CPU on both sides).
+   */
+  private corked: net.Socket[] = [];
+  /** Set while flushTurn writes answers: those go out at once. */
+  private flushing = false;
+  private readonly flushTurn = (): void => {
+    const corked = this.corked;
+    if (corked.length > 0) {
+      this.corked = [];
+      for (const s of corked) s.uncork();
+    }
+    // Before committing changes, let the event loop poll once more (without blocking: an immediate is
+    // pending): requests already on their way join this group. One SQLite transaction then serves
+    // about twice as many calls under load (measured: +17-22% requests/s with --store FILE), at the
+    // price of one loop iteration of latency.
+    if (!this.gathered && this.group !== null && this.group.size > 0) {
+      this.gathered = true;
+      setImmediate(this.flushTurn);
+      return;
+    }
+    this.gathered = false;
+    this.turnScheduled = false;
+    const group = this.group;
+    this.group = null;
+    const queue = this.turn;
+    this.turn = [];
+    if (group) {
+      try {
+        this.opts.service.commitGroup(group);
+      } catch {
+        // Kept in the group: each staged call is answered with a fault (see stageCall).
+      }
+    }
+    this.flushing = true;
+    try {
+      for (const fn of queue) fn();
+    } finally {
+      this.flushing = false;
+    }
+  };
 
   observe(fn: (o: ServerObservation) => void): () => void {
     this.observers.add(fn);
@@ -141,7 +212,10 @@ export class KmsServer {
   async start(): Promise<ListenAddress[]> {
     const bound: ListenAddress[] = [];
     for (const a of this.opts.listen) {
-      const server = net.createServer({ noDelay: true }, (s) => this.accept(s));
+      // An accepted socket's local port is the listener's: its decimal string (the bind_ack's secondary
+      // address) is made once here instead of asking the kernel for it on every connection.
+      let port: string | undefined;
+      const server = net.createServer({ noDelay: true }, (s) => this.accept(s, port));
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen({ host: a.host, port: a.port, exclusive: true }, () => {
@@ -151,6 +225,7 @@ export class KmsServer {
       });
       server.on('error', (e) => this.opts.logger.error({ err: e }, 'listener error'));
       const addr = server.address() as net.AddressInfo;
+      port = String(addr.port);
       bound.push({ host: addr.address, port: addr.port });
       this.servers.push(server);
     }
@@ -164,7 +239,7 @@ export class KmsServer {
     });
   }
 
-  private accept(socket: net.Socket): void {
+  private accept(socket: net.Socket, listenPort?: string): void {
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
     const log = this.opts.logger;
     if (this.closing || this.sockets.size >= this.limits.maxConnections) {
@@ -188,7 +263,7 @@ export class KmsServer {
     this.emit({ kind: 'connection-open', connectionId, peer });
     const assoc = new Association({
       profile: this.opts.profile ?? { ndr64: true, btfn: true },
-      secondaryAddress: this.opts.secondaryAddress ?? String(socket.localPort ?? 1688),
+      secondaryAddress: this.opts.secondaryAddress ?? listenPort ?? String(socket.localPort ?? 1688),
       maxPduSize: this.limits.maxPduSize,
       maxCallSize: this.limits.maxCallSize,
       newAssocGroupId: () => (this.opts.random.uint32() | 1) >>> 0,
@@ -210,6 +285,7 @@ export class KmsServer {
 
     const send = (bytes: Uint8Array) => {
       tap?.('s2c', connectionId, bytes);
+      this.cork(socket);
       socket.write(bytes);
       if (socket.writableLength > this.limits.maxUnsentBytes) {
         log.warn({ peer, connectionId, unsent: socket.writableLength }, 'client does not read: dropping');
@@ -221,21 +297,46 @@ export class KmsServer {
       socket.end();
     };
 
-    // An injected delay pauses the connection: the remaining actions and any later input wait, in order.
+    // An injected delay, or a call waiting for the end-of-turn commit, pauses the connection: the
+    // remaining actions and any later input wait, in order.
     let paused = false;
     const backlog: Buffer[] = [];
     const timers = new Set<NodeJS.Timeout>();
+    const resume = (fn: () => void) => {
+      paused = false;
+      if (socket.destroyed || ended) return;
+      fn();
+      while (!paused && !ended && !socket.destroyed && backlog.length > 0) feed(backlog.shift()!);
+    };
     const later = (ms: number, fn: () => void) => {
       paused = true;
       const t = setTimeout(() => {
         timers.delete(t);
-        paused = false;
-        if (socket.destroyed || ended) return;
-        idle.refresh();
-        fn();
-        while (!paused && !ended && !socket.destroyed && backlog.length > 0) feed(backlog.shift()!);
+        if (!socket.destroyed && !ended) idle.refresh();
+        resume(fn);
       }, ms);
       timers.add(t);
+    };
+    /**
+     * Carries out a call's answer (its injected delay first); false when the connection is done.
+     * `count`: the call's number on this connection (for the request limit).
+     */
+    const answer = (
+      bytes: Uint8Array,
+      fault: CallFault | null | undefined,
+      count: number,
+      actions: AssociationAction[],
+      next: number,
+      staged: Staged[] | undefined,
+    ): boolean => {
+      const delay = fault?.delayMs ?? 0;
+      if (delay > 0) {
+        later(delay, () => {
+          if (deliver(bytes, fault, count)) run(actions, next, staged);
+        });
+        return false;
+      }
+      return deliver(bytes, fault, count);
     };
 
     /** Sends the bind_ack as an injected fault wants it; false when the connection is done. */
@@ -267,7 +368,7 @@ export class KmsServer {
     };
 
     /** Writes a call's answer as an injected fault wants it; false when the connection is done. */
-    const deliver = (bytes: Uint8Array, fault: CallFault | null | undefined): boolean => {
+    const deliver = (bytes: Uint8Array, fault: CallFault | null | undefined, count: number): boolean => {
       if (fault?.closeMidResponse) {
         const half = bytes.subarray(0, Math.max(1, bytes.length >> 1));
         tap?.('s2c', connectionId, half);
@@ -276,16 +377,20 @@ export class KmsServer {
         return false;
       }
       send(bytes);
-      if (requests >= this.limits.maxRequestsPerConnection) {
+      if (count >= this.limits.maxRequestsPerConnection) {
         // Stop here: later calls already read from the same chunk are neither run nor counted.
-        log.info({ peer, connectionId, requests }, 'request limit per connection reached: closing');
+        log.info({ peer, connectionId, requests: count }, 'request limit per connection reached: closing');
         end();
         return false;
       }
       return true;
     };
 
-    const run = (actions: AssociationAction[], from = 0): void => {
+    /**
+     * `staged[i]`: the call at actions[i] was already handled (in the commit group of the turn its
+     * chunk arrived in) and only needs answering.
+     */
+    const run = (actions: AssociationAction[], from = 0, staged?: Staged[]): void => {
       for (let i = from; i < actions.length; i++) {
         if (ended) return;
         const a = actions[i]!;
@@ -311,19 +416,45 @@ export class KmsServer {
             break;
           }
           case 'call': {
-            requests += 1;
-            const answer = contextsRejected
-              ? { bytes: assoc.fault(a.call, NCA_STATUS.UNK_IF), fault: null }
-              : this.call(assoc, a.call, peer, connectionId);
-            const delay = answer.fault?.delayMs ?? 0;
-            if (delay > 0) {
-              later(delay, () => {
-                if (deliver(answer.bytes, answer.fault)) run(actions, i + 1);
-              });
-              return;
+            const pre = staged?.[i];
+            if (pre) {
+              const out = pre.finish();
+              if (!answer(out.bytes, out.fault, pre.count, actions, i + 1, staged)) return;
+              break;
             }
-            if (!deliver(answer.bytes, answer.fault)) return;
-            break;
+            requests += 1;
+            if (contextsRejected) {
+              if (!answer(assoc.fault(a.call, NCA_STATUS.UNK_IF), null, requests, actions, i + 1, staged)) {
+                return;
+              }
+              break;
+            }
+            // Handled now, answered once this turn's commit group is committed (see `group`). The
+            // chunk's later calls are handled now as well, so a client sending several requests at
+            // once is served at the pace it sends (its input does not pile up here), except after an
+            // injected fault or at the request limit, where the calls that follow wait for their turn.
+            const list: Staged[] = [];
+            let s = this.stageCall(assoc, a.call, peer, connectionId);
+            list[i] = { finish: s.finish, count: requests };
+            for (let j = i + 1; j < actions.length; j++) {
+              const b = actions[j]!;
+              if (b.type !== 'call') continue;
+              if (s.fault || requests >= this.limits.maxRequestsPerConnection) break;
+              requests += 1;
+              s = this.stageCall(assoc, b.call, peer, connectionId);
+              list[j] = { finish: s.finish, count: requests };
+            }
+            paused = true;
+            this.afterCommit(() => {
+              if (socket.destroyed || ended) {
+                // Nothing to write to, but these calls were handled: observe and log them.
+                paused = false;
+                for (const x of list) x?.finish();
+                return;
+              }
+              resume(() => run(actions, i, list));
+            });
+            return;
           }
           case 'close':
             if (a.error) {
@@ -373,34 +504,83 @@ export class KmsServer {
     });
   }
 
-  /** Runs one call through the service; returns the answer PDU and the injected fault that shaped it. */
-  private call(
+  /** Queues `fn` for the end of this event-loop turn, after the turn's commit group is committed. */
+  private afterCommit(fn: () => void): void {
+    this.turn.push(fn);
+    this.scheduleTurn();
+  }
+
+  private scheduleTurn(): void {
+    if (!this.turnScheduled) {
+      this.turnScheduled = true;
+      setImmediate(this.flushTurn);
+    }
+  }
+
+  /** Holds this turn's writes to `socket` until the turn ends (see `corked`). */
+  private cork(socket: net.Socket): void {
+    if (this.flushing || socket.writableCorked > 0) return;
+    socket.cork();
+    this.corked.push(socket);
+    this.scheduleTurn();
+  }
+
+  /**
+   * Runs one call through the service with this turn's commit group. Returns what produces its answer
+   * once the group is committed: the answer PDU and the injected fault that shaped it (observed and
+   * logged then, so observers never see a call whose change did not reach the store).
+   */
+  private stageCall(
     assoc: Association,
     call: RpcCall,
     peer: string,
     connectionId: number,
-  ): { bytes: Uint8Array; fault: CallFault | null } {
-    const log = this.opts.logger;
-    let out: Uint8Array;
-    let fault: CallFault | null = null;
+  ): { finish: () => Answer; fault: CallFault | null } {
+    const service = this.opts.service;
+    if (this.group === null) this.group = service.openGroup();
+    const group = this.group;
     const started = this.observers.size > 0 ? performance.now() : 0;
+    const index = group.size;
+    let outcome: CallOutcome;
     try {
-      const outcome = this.opts.service.handleCall(
+      outcome = service.handleCall(
         call.stub,
         call.syntax,
         { peer, connectionId },
         this.hooks.callFault,
+        group,
       );
-      if (this.observers.size > 0) {
-        this.emit({
-          kind: 'call',
-          connectionId,
-          outcome,
-          durationMs: performance.now() - started,
-          ndr: call.syntax,
-        });
+    } catch (e) {
+      if (isProtocolError(e)) throw e;
+      return { finish: () => this.callFailed(assoc, call, peer, connectionId, e), fault: null };
+    }
+    const staged = group.size > index;
+    const durationMs = this.observers.size > 0 ? performance.now() - started : 0;
+    const finish = (): Answer => {
+      const failure = staged ? group.failure(index) : null;
+      if (failure !== null && failure !== undefined) {
+        return this.callFailed(assoc, call, peer, connectionId, failure);
       }
-      fault = outcome.fault ?? null;
+      return this.callDone(assoc, call, peer, connectionId, outcome, durationMs);
+    };
+    return { finish, fault: outcome.fault ?? null };
+  }
+
+  /** The answer to a call the service handled (and whose change, if any, is committed). */
+  private callDone(
+    assoc: Association,
+    call: RpcCall,
+    peer: string,
+    connectionId: number,
+    outcome: CallOutcome,
+    durationMs: number,
+  ): Answer {
+    const log = this.opts.logger;
+    try {
+      if (this.observers.size > 0) {
+        this.emit({ kind: 'call', connectionId, outcome, durationMs, ndr: call.syntax });
+      }
+      const fault = outcome.fault ?? null;
       if (outcome.event) log.info(outcome.event, 'activation request');
       if (outcome.error) {
         log.warn(
@@ -410,19 +590,28 @@ export class KmsServer {
       }
       if (outcome.kind === 'fault') {
         this.stats.faults += 1;
-        out = assoc.fault(call, outcome.status);
-      } else {
-        out = assoc.respond(call, outcome.stub);
+        return { bytes: assoc.fault(call, outcome.status), fault };
       }
+      return { bytes: assoc.respond(call, outcome.stub), fault };
     } catch (e) {
       if (isProtocolError(e)) throw e;
-      // A store failure or a bug: answer an RPC fault for this call and keep the host up.
-      log.error({ err: e, peer, connectionId }, 'request failed');
-      this.emit({ kind: 'call-error', connectionId, error: e as Error });
-      this.stats.faults += 1;
-      out = assoc.fault(call, 0x1c010001 /* nca_s_comm_failure-like: server error */);
+      return this.callFailed(assoc, call, peer, connectionId, e);
     }
-    return { bytes: out, fault };
+  }
+
+  /** A call that failed for a reason other than bad input (the store, or a bug): an RPC fault. */
+  private callFailed(
+    assoc: Association,
+    call: RpcCall,
+    peer: string,
+    connectionId: number,
+    e: unknown,
+  ): Answer {
+    // A store failure or a bug: answer an RPC fault for this call and keep the host up.
+    this.opts.logger.error({ err: e, peer, connectionId }, 'request failed');
+    this.emit({ kind: 'call-error', connectionId, error: e as Error });
+    this.stats.faults += 1;
+    return { bytes: assoc.fault(call, 0x1c010001 /* nca_s_comm_failure-like: server error */), fault: null };
   }
 
   get openConnections(): number {
@@ -432,6 +621,9 @@ export class KmsServer {
   /** Stops accepting, lets in-flight writes drain, closes every connection. */
   async close(): Promise<void> {
     this.closing = true;
+    // Answers waiting for this turn's commit go out first.
+    this.gathered = true;
+    this.flushTurn();
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     for (const s of this.sockets) s.end();
     const deadline = setTimeout(() => {

@@ -18,6 +18,11 @@
  *   must also survive power loss or a VM being reset, and accept the per-commit cost of one fsync.
  * - A process crash *during* `commit()` (before it returns) may lose that one transaction, all or
  *   nothing; but the response has not been sent, so no client saw it.
+ * - Group commit (`commitMany`): the TCP server handles every call that arrives in one event-loop
+ *   turn, then commits all their changes in one transaction, then writes their responses. Everything
+ *   above applies to that transaction as a whole: none of its responses is written before it returns,
+ *   and a crash before that loses only changes whose responses were never sent. One WAL commit then
+ *   serves several requests (the fixed cost of a commit is about 40 µs here, a change about 10 µs).
  *
  * test/unit/store/sqlite.test.ts checks this by SIGKILLing a child process right after a commit.
  *
@@ -91,6 +96,7 @@ export class SqliteStore implements Store {
     Database.Statement<[Record<string, unknown>], HistoryRow>
   >();
   private readonly commitTx: Database.Transaction<(change: StoreChange) => number>;
+  private readonly commitManyTx: Database.Transaction<(changes: StoreChange[]) => number[]>;
   private readonly resetTx: Database.Transaction<(all: boolean) => void>;
 
   /** `file` is used as given (openStore resolves it and creates its directory). */
@@ -144,7 +150,7 @@ export class SqliteStore implements Store {
     };
 
     const s = this.stmt;
-    this.commitTx = db.transaction((change: StoreChange): number => {
+    const apply = (change: StoreChange): number => {
       if (change.remove) for (const r of change.remove) s.remove.run(r.applicationId, r.cmid);
       if (change.upsert) {
         for (const e of change.upsert) {
@@ -182,7 +188,9 @@ export class SqliteStore implements Store {
         h.fault ?? null,
       );
       return Number(info.lastInsertRowid);
-    });
+    };
+    this.commitTx = db.transaction(apply);
+    this.commitManyTx = db.transaction((changes: StoreChange[]): number[] => changes.map(apply));
 
     const clearPools = db.prepare('DELETE FROM pools');
     const clearHistory = db.prepare('DELETE FROM history');
@@ -217,6 +225,16 @@ export class SqliteStore implements Store {
     // IMMEDIATE: take the write lock up front, so a concurrent reader in another process can never make
     // this transaction fail half-way with SQLITE_BUSY_SNAPSHOT; busy_timeout covers waiting for it.
     return this.commitTx.immediate(change);
+  }
+
+  /**
+   * Group commit: the changes of several requests in one transaction (one WAL commit instead of one
+   * each), in order. The durability argument above holds for the group as a whole: the host sends none
+   * of the group's responses before this returns (src/host/service.ts commitGroup, src/server/tcp.ts).
+   */
+  commitMany(changes: StoreChange[]): number[] {
+    this.assertOpen();
+    return this.commitManyTx.immediate(changes);
   }
 
   setMeta(key: string, value: string): void {

@@ -97,6 +97,11 @@ export interface Store {
    * change survives a crash of this process (see sqlite.ts), so the response may then be sent.
    */
   commit(change: StoreChange): number;
+  /**
+   * Several changes in one atomic transaction (group commit), applied in order as `commit` would;
+   * returns their history seqs. Optional: without it the host commits the changes one by one.
+   */
+  commitMany?(changes: StoreChange[]): number[];
   setMeta(key: string, value: string): void;
   getMeta(key: string): string | undefined;
   history(q?: HistoryQuery): HistoryRecord[];

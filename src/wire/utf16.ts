@@ -10,8 +10,29 @@ export function decodeUtf16z(b: Uint8Array, maxUnits = b.length >> 1): string {
   const units = Math.min(maxUnits, b.length >> 1);
   let n = 0;
   while (n < units && (b[2 * n] !== 0 || b[2 * n + 1] !== 0)) n++;
+  // Fast path for short names without surrogates or a leading BOM (which TextDecoder would drop): the
+  // code units are the string. Anything else goes through TextDecoder, which defines the result.
+  if (n <= SHORT_UNITS && n > 0) {
+    const codes = UNIT_BUFFERS[n]!;
+    let plain = true;
+    for (let i = 0; i < n; i++) {
+      const c = b[2 * i]! | (b[2 * i + 1]! << 8);
+      if ((c & 0xf800) === 0xd800) {
+        plain = false;
+        break;
+      }
+      codes[i] = c;
+    }
+    if (plain && codes[0] !== 0xfeff) return String.fromCharCode.apply(null, codes);
+  }
   return decoder.decode(b.subarray(0, 2 * n));
 }
+
+/** Reused code-unit arrays by length for decodeUtf16z's fast path (workstation names: ≤ 64 units). */
+const SHORT_UNITS = 64;
+const UNIT_BUFFERS: number[][] = Array.from({ length: SHORT_UNITS + 1 }, (_, n) =>
+  new Array<number>(n).fill(0),
+);
 
 /** Encodes to UTF-16LE without terminator. */
 export function encodeUtf16(s: string): Uint8Array {
