@@ -170,7 +170,7 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
     )
     .option(
       '--max-requests-per-connection <n>',
-      'close a connection after this many requests (default 10000)',
+      'close a connection after this many requests (default 1000000)',
     )
     .option('--no-ndr64', 'act as a Vista/7-era host that does not use NDR64')
     .option(

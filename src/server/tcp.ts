@@ -6,7 +6,6 @@ import { Association, type AssociationAction, type RpcCall } from '../rpc/associ
 import { CONTEXT_RESULT, NCA_STATUS, NULL_SYNTAX, PROVIDER_REASON, PTYPE } from '../rpc/constants.js';
 import { encodePdu } from '../rpc/encode.js';
 import { type BindAckPdu, makeBindNak } from '../rpc/pdu.js';
-import { isProtocolError } from '../wire/errors.js';
 
 /**
  * The node:net edge. Everything protocol-shaped happens in the sans-io Association (RPC) and
@@ -41,7 +40,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxCallSize: 64 * 1024,
   maxConnectionLifetimeMs: 10 * 60_000,
   maxUnsentBytes: 256 * 1024,
-  maxRequestsPerConnection: 10_000,
+  maxRequestsPerConnection: 1_000_000,
 };
 
 /** Hooks the lab harness uses to inject faults at the connection level. */
@@ -103,6 +102,10 @@ export interface ServerOptions {
    */
   secondaryAddress?: string;
 }
+
+/** Sizes of a response PDU's header and of a fault PDU (spec a.7, a.9). */
+const RESPONSE_HEADER = 24;
+const FAULT_SIZE = 32;
 
 /** A call's answer PDU and the injected fault that shapes its delivery. */
 interface Answer {
@@ -289,6 +292,8 @@ export class KmsServer {
       socket.write(bytes);
       if (socket.writableLength > this.limits.maxUnsentBytes) {
         log.warn({ peer, connectionId, unsent: socket.writableLength }, 'client does not read: dropping');
+        // Stop here too: calls already read from this client's input are neither run nor counted.
+        ended = true;
         socket.destroy();
       }
     };
@@ -431,18 +436,24 @@ export class KmsServer {
             }
             // Handled now, answered once this turn's commit group is committed (see `group`). The
             // chunk's later calls are handled now as well, so a client sending several requests at
-            // once is served at the pace it sends (its input does not pile up here), except after an
-            // injected fault or at the request limit, where the calls that follow wait for their turn.
+            // once is served at the pace it sends (its input does not pile up here), except where the
+            // calls that follow might not run at all, which is decided when the answers go out: after
+            // an injected fault, at the request limit, and once the answers staged so far would take
+            // the bytes waiting for the client past maxUnsentBytes (the answer that crosses the cap
+            // drops the connection, and nothing after it may run).
             const list: Staged[] = [];
             let s = this.stageCall(assoc, a.call, peer, connectionId);
             list[i] = { finish: s.finish, count: requests };
+            let unsent = socket.writableLength + s.size;
             for (let j = i + 1; j < actions.length; j++) {
               const b = actions[j]!;
               if (b.type !== 'call') continue;
               if (s.fault || requests >= this.limits.maxRequestsPerConnection) break;
+              if (unsent > this.limits.maxUnsentBytes) break;
               requests += 1;
               s = this.stageCall(assoc, b.call, peer, connectionId);
               list[j] = { finish: s.finish, count: requests };
+              unsent += s.size;
             }
             paused = true;
             this.afterCommit(() => {
@@ -535,7 +546,7 @@ export class KmsServer {
     call: RpcCall,
     peer: string,
     connectionId: number,
-  ): { finish: () => Answer; fault: CallFault | null } {
+  ): { finish: () => Answer; fault: CallFault | null; size: number } {
     const service = this.opts.service;
     if (this.group === null) this.group = service.openGroup();
     const group = this.group;
@@ -551,8 +562,11 @@ export class KmsServer {
         group,
       );
     } catch (e) {
-      if (isProtocolError(e)) throw e;
-      return { finish: () => this.callFailed(assoc, call, peer, connectionId, e), fault: null };
+      return {
+        finish: () => this.callFailed(assoc, call, peer, connectionId, e),
+        fault: null,
+        size: FAULT_SIZE,
+      };
     }
     const staged = group.size > index;
     const durationMs = this.observers.size > 0 ? performance.now() - started : 0;
@@ -563,7 +577,9 @@ export class KmsServer {
       }
       return this.callDone(assoc, call, peer, connectionId, outcome, durationMs);
     };
-    return { finish, fault: outcome.fault ?? null };
+    // The answer's size (a single-fragment response, or a 32-byte fault), for the unsent-bytes cap.
+    const size = outcome.kind === 'response' ? RESPONSE_HEADER + outcome.stub.length : FAULT_SIZE;
+    return { finish, fault: outcome.fault ?? null, size };
   }
 
   /** The answer to a call the service handled (and whose change, if any, is committed). */
@@ -594,7 +610,6 @@ export class KmsServer {
       }
       return { bytes: assoc.respond(call, outcome.stub), fault };
     } catch (e) {
-      if (isProtocolError(e)) throw e;
       return this.callFailed(assoc, call, peer, connectionId, e);
     }
   }

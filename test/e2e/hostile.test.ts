@@ -12,6 +12,7 @@ import { BIND_NAK_REASON, NCA_STATUS, PFC, PTYPE, ptypeName } from '../../src/rp
 import type { BindAckBody, Pdu } from '../../src/rpc/pdu.js';
 import { type HostRuntime, startHostRuntime } from '../../src/server/runtime.js';
 import type { ServerLimits } from '../../src/server/tcp.js';
+import { openStore } from '../../src/store/store.js';
 import { captureNames, loadCapture, pduBytes } from '../helpers/fixtures.js';
 import {
   activateOnce,
@@ -437,5 +438,26 @@ describe('idle timeout', () => {
     expect(rt.store.historyCount()).toBe(1);
     expect(rt.service.status().pools[0]!.count).toBe(1);
     await expectServed(rt);
+  });
+
+  it('an internal error while answering (a corrupt stored ePID) is an RPC fault, never a crash', async () => {
+    const store = openStore('memory');
+    store.setMeta(
+      'identity',
+      JSON.stringify({
+        epids: { Windows: `03612-00206-${'1'.repeat(60)}` },
+        hwid: '0011223344556677',
+        hostBuild: 17763,
+        lcid: 1033,
+      }),
+    );
+    const rt = await startHostRuntime({ listen: [{ host: '127.0.0.1', port: 0 }], store, clock: 'manual' });
+    runtimes.push(rt);
+    const s = await open(rt);
+    s.write(Buffer.concat([bindBytes(2, { ndr64: false, btfn: false }), validRequest(3, 'corrupt')]));
+    const [ack, answer] = await pdus(s, 2);
+    expect(ptypeName(ack!.type)).toBe('bind_ack');
+    expect(ptypeName(answer!.type)).toBe('fault');
+    expect(rt.server.openConnections).toBeGreaterThanOrEqual(1);
   });
 });

@@ -3,6 +3,7 @@
  * is written before the transaction that holds its change is committed.
  */
 import path from 'node:path';
+import { Duplex } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/host/clock.js';
@@ -13,7 +14,13 @@ import { type HostRuntime, startHostRuntime } from '../../../src/server/runtime.
 import { MemoryStore } from '../../../src/store/memory.js';
 import { SqliteStore } from '../../../src/store/sqlite.js';
 import type { Store, StoreChange } from '../../../src/store/store.js';
-import { activationStub, RawKmsClient, requestBody } from '../../helpers/raw-client.js';
+import {
+  activationStub,
+  bindBytes,
+  RawKmsClient,
+  requestBody,
+  requestBytes,
+} from '../../helpers/raw-client.js';
 import { removeDir, tempDir } from '../store/helpers.js';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -260,5 +267,56 @@ describe('TCP server: group commit', () => {
       d.close();
     }
     expect(store.historyCount()).toBe(1);
+  });
+});
+
+describe('TCP server: calls read ahead of their answers', () => {
+  it('a chunk of requests from a client that never reads: nothing runs past the answer that crosses maxUnsentBytes', async () => {
+    const logs: { msg: string }[] = [];
+    const logger = pino(
+      { level: 'info' },
+      { write: (l: string) => logs.push(JSON.parse(l) as { msg: string }) },
+    );
+    const rt = await startHostRuntime({
+      listen: [{ host: '127.0.0.1', port: 0 }],
+      store: 'memory',
+      clock: 'manual',
+      seed: 'read-ahead',
+      logger,
+      limits: { maxUnsentBytes: 16 * 1024, maxRequestsPerConnection: 1_000_000 },
+    });
+    runtimes.push(rt);
+    const calls: number[] = [];
+    rt.server.observe((o) => {
+      if (o.kind === 'call') calls.push(logs.length);
+    });
+    // Writes never complete, as for a client that does not read.
+    const stuck = new Duplex({ read() {}, write() {} });
+    Object.assign(stuck, { remoteAddress: '192.0.2.1', remotePort: 40000, localPort: 1688, setNoDelay() {} });
+    (rt.server as unknown as { accept(s: Duplex): void }).accept(stuck);
+    const req = requestBytes(3, 0, stubFor('read-ahead'));
+    stuck.emit(
+      'data',
+      Buffer.concat([bindBytes(2, { ndr64: false, btfn: false }), ...Array.from({ length: 200 }, () => req)]),
+    );
+    // Answers go out at the end of the turn (after the commit): wait for it.
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    const drops = logs.filter((l) => l.msg.startsWith('client does not read'));
+    expect(drops).toHaveLength(1);
+    const dropAt = logs.indexOf(drops[0]!);
+    // About 16 KiB / 300 bytes ≈ 55 answers fit; the calls after the crossing one were not even run.
+    console.log(
+      'DBG',
+      dropAt,
+      calls.length,
+      calls.slice(-4),
+      logs.slice(dropAt - 1, dropAt + 3).map((l) => l.msg),
+      rt.store.historyCount(),
+    );
+    expect(calls.filter((at) => at > dropAt)).toEqual([]);
+    expect(rt.store.historyCount()).toBe(calls.length);
+    expect(rt.store.historyCount()).toBeGreaterThan(50);
+    expect(rt.store.historyCount()).toBeLessThan(60);
+    stuck.destroy();
   });
 });
