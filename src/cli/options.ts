@@ -1,27 +1,15 @@
 import { readFileSync } from 'node:fs';
+import { formatHostPort as formatAddress, parseHostPort as parseAddress } from '../client/client.js';
 import { parseDuration } from '../host/clock.js';
 import type { ListenAddress } from '../server/tcp.js';
 
-/** Parses HOST:PORT, [v6]:PORT, HOST (default port) or :PORT. */
+/** A listen or target address: HOST:PORT, [v6]:PORT, HOST (default port), :PORT or port 0. */
 export function parseHostPort(s: string, defaultPort = 1688, defaultHost = '127.0.0.1'): ListenAddress {
-  const t = s.trim();
-  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(t);
-  if (v6) return { host: v6[1]!, port: port(v6[2], defaultPort, s) };
-  const colons = t.split(':').length - 1;
-  if (colons > 1) return { host: t, port: defaultPort }; // bare IPv6 literal
-  const [host, p] = t.split(':');
-  return { host: host || defaultHost, port: port(p, defaultPort, s) };
-}
-
-function port(p: string | undefined, d: number, whole: string): number {
-  if (p === undefined || p === '') return d;
-  const n = Number(p);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new RangeError(`bad port in "${whole}"`);
-  return n;
+  return parseAddress(s, defaultPort, { defaultHost, allowPortZero: true });
 }
 
 export function formatHostPort(a: ListenAddress): string {
-  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+  return formatAddress(a.host, a.port);
 }
 
 export function isLoopback(host: string): boolean {

@@ -272,11 +272,18 @@ export interface HostPort {
   port: number;
 }
 
+export interface HostPortRules {
+  /** Host for `:PORT` (listen addresses); without it a host is required. */
+  defaultHost?: string;
+  /** Accept port 0 (listen on an ephemeral port). */
+  allowPortZero?: boolean;
+}
+
 /**
  * `HOST`, `HOST:PORT`, `[V6]`, `[V6]:PORT`, or a bare IPv6 literal (`::1`, default port). Throws
- * ProtocolError('BAD_VALUE').
+ * ProtocolError('BAD_VALUE'). The one parser of host:port text for connecting and listening alike.
  */
-export function parseHostPort(s: string, defaultPort: number): HostPort {
+export function parseHostPort(s: string, defaultPort: number, rules: HostPortRules = {}): HostPort {
   const t = s.trim();
   let host: string;
   let portText: string | undefined;
@@ -293,10 +300,16 @@ export function parseHostPort(s: string, defaultPort: number): HostPort {
     host = i < 0 ? t : t.slice(0, i);
     portText = i < 0 ? undefined : t.slice(i + 1);
   }
-  if (host.length === 0) badOption(`"${s}": no host`);
-  if (portText === undefined) return { host, port: defaultPort };
-  if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
-    badOption(`"${s}": port must be 1..65535`);
+  if (host.length === 0) {
+    if (rules.defaultHost === undefined) badOption(`"${s}": no host`);
+    host = rules.defaultHost;
+  }
+  if (portText === undefined || (portText === '' && rules.defaultHost !== undefined)) {
+    return { host, port: defaultPort };
+  }
+  const low = rules.allowPortZero ? 0 : 1;
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) < low || Number(portText) > 65535) {
+    badOption(`"${s}": port must be ${low}..65535`);
   }
   return { host, port: Number(portText) };
 }

@@ -163,7 +163,6 @@ export class KmsService {
   private readonly randomBytes = (n: number): Uint8Array => this.responseRandom.bytes(n);
   private readonly listeners = new Set<(e: ActivationEvent) => void>();
   private readonly openGroups = new Set<Group>();
-  private nth = 0;
 
   constructor(opts: KmsServiceOptions) {
     this.clock = opts.clock;
@@ -290,7 +289,6 @@ export class KmsService {
     }
     const info: CallInfo = { ...conn, protocol: decoded.version, ndr };
     if (decoded.body.cmid === HEALTH_CHECK_CMID) return this.answerProbe(decoded, ndr);
-    this.nth += 1;
     const fault = faults?.(decoded.body, info) ?? null;
     const now = this.clock.now();
     const result = handle(
