@@ -1,6 +1,6 @@
 /**
  * `npx tsx bench/profile-load.ts [--store memory|PATH] [--seconds N] [--runs N] [--cpu-prof DIR]
- *  [--phase conv|keep|both] [--port N] [--server-args "..."] [--wait-quiet] [--server-cmd "node x.js"] [--root DIR]`
+ *  [--phase conv|keep|both] [--port N] [--server-args "..."] [--node-args "..."] [--wait-quiet] [--server-cmd "node x.js"] [--root DIR]`
  *
  * The issue-7 measurement, scripted: starts `node dist/cli/bin.js serve` (build first), runs the
  * neutral load tool /work/shared/tools/kmsload.mjs against it (new connections at concurrency 64 with
@@ -128,7 +128,10 @@ async function main(): Promise<void> {
   if (process.argv.includes('--wait-quiet')) await waitQuiet();
   if (store !== 'memory')
     for (const f of [store, `${store}-wal`, `${store}-shm`]) fs.rmSync(f, { force: true });
-  const nodeArgs = cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf] : [];
+  const nodeArgs = [
+    ...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf] : []),
+    ...arg('node-args', '').split(' ').filter(Boolean),
+  ];
   // The server command: kmslab from dist/ by default, or --server-cmd (its last argument is the port).
   const custom = arg('server-cmd', '').split(' ').filter(Boolean);
   let cmd: string[] =

@@ -101,6 +101,25 @@ export function poolFor(state: HostState, applicationId: Guid): CountPool {
   return state.pools.get(applicationId) ?? state.pools.get(state.catalog.applications[0]!.id)!;
 }
 
+// The reason of an answered request depends on three small numbers only: keep the strings made so
+// far (bounded), so a busy host does not build the same sentence for every request.
+const REASONS = new Map<string, string>();
+const MAX_REASONS = 4096;
+
+function countReason(count: number, required: number, activationInterval: number): string {
+  const key = `${count}/${required}/${activationInterval}`;
+  let r = REASONS.get(key);
+  if (r === undefined) {
+    r =
+      count >= required
+        ? `count ${count} ≥ required ${required}`
+        : `count ${count} < required ${required}: the client reports 0xC004F038 and retries in ${activationInterval} min`;
+    if (REASONS.size >= MAX_REASONS) REASONS.clear();
+    REASONS.set(key, r);
+  }
+  return r;
+}
+
 export function handle(
   state: HostState,
   req: KmsRequestBody,
@@ -163,11 +182,7 @@ export function handle(
   }
   const wouldActivate = hresult === HResult.S_OK && count >= req.requiredClientCount;
   const decision = hresult !== HResult.S_OK ? 'refused' : wouldActivate ? 'activated' : 'count-insufficient';
-  if (!reason) {
-    reason = wouldActivate
-      ? `count ${count} ≥ required ${req.requiredClientCount}`
-      : `count ${count} < required ${req.requiredClientCount}: the client reports 0xC004F038 and retries in ${policy.activationInterval} min`;
-  }
+  if (!reason) reason = countReason(count, req.requiredClientCount, policy.activationInterval);
   state.seq += 1;
   state.totals.requests += 1;
   state.totals.byResult[decision] = (state.totals.byResult[decision] ?? 0) + 1;

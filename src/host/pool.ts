@@ -25,6 +25,10 @@ export interface PoolTouch {
   evicted: PoolClient[];
 }
 
+/** The shared empty answer of purge and touch (never mutated: callers only read it). */
+const NONE: PoolClient[] = [];
+Object.freeze(NONE);
+
 /**
  * The pool's order, least recently seen first: lastSeen, then firstSeen, then CMID. It uses only what
  * the store keeps, so a host restarted from its store evicts and lists exactly as before the restart,
@@ -44,7 +48,15 @@ export function compareClients(a: PoolClient, b: PoolClient): number {
 export class CountPool {
   readonly applicationId: Guid;
   readonly capacity: number;
-  private readonly clients = new Map<Guid, PoolClient>();
+  // The entries in an array (scanned by index: a Map iterator allocates a result object per step on
+  // these per-request scans) and each CMID's position in it. Order in the array carries no meaning.
+  private readonly entries: PoolClient[] = [];
+  private readonly index = new Map<Guid, number>();
+  /**
+   * A lower bound of the entries' lastSeen (exact after a purge scan; entries only get newer between
+   * scans, and new ones lower it). Lets purge skip its scan when nothing can have expired.
+   */
+  private earliestSeen = Number.POSITIVE_INFINITY;
 
   constructor(applicationId: Guid, capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`bad pool capacity ${capacity}`);
@@ -59,78 +71,136 @@ export class CountPool {
 
   /** Drops expired entries and returns them. */
   purge(now: number): PoolClient[] {
-    const gone: PoolClient[] = [];
-    for (const c of this.clients.values()) {
-      if (CountPool.isExpired(c, now)) gone.push(c);
+    // Nothing can have expired while even the lower bound of lastSeen is recent: skip the scan (the
+    // common case, every request of a busy host). Otherwise scan, and the bound becomes exact again.
+    if (this.earliestSeen >= now - CMID_RETENTION_MS) return NONE;
+    let gone: PoolClient[] = NONE;
+    let earliest = Number.POSITIVE_INFINITY;
+    const all = this.entries;
+    for (let i = all.length - 1; i >= 0; i--) {
+      const c = all[i]!;
+      if (CountPool.isExpired(c, now)) {
+        if (gone === NONE) gone = [];
+        gone.push(c);
+        this.removeAt(i);
+      } else if (c.lastSeen < earliest) earliest = c.lastSeen;
     }
-    for (const c of gone) this.clients.delete(c.cmid);
+    this.earliestSeen = earliest;
     return gone;
   }
 
   /** The algorithm of spec f.3. */
   touch(cmid: Guid, now: number, info: { workstation: string; skuId: Guid; kmsId: Guid }): PoolTouch {
     const expired = this.purge(now);
-    const evicted: PoolClient[] = [];
-    let client = this.clients.get(cmid);
-    const added = client === undefined;
-    if (client) {
+    let evicted: PoolClient[] = NONE;
+    const at = this.index.get(cmid);
+    let client: PoolClient;
+    if (at !== undefined) {
+      const was = this.entries[at]!;
       // Keep the entry's own strings when the values did not change (a machine's name and product
       // rarely do): the entry and the history records made from it then share them.
       client = {
-        ...client,
+        cmid: was.cmid,
+        firstSeen: was.firstSeen,
         lastSeen: now,
-        workstation: client.workstation === info.workstation ? client.workstation : info.workstation,
-        skuId: client.skuId === info.skuId ? client.skuId : info.skuId,
-        kmsId: client.kmsId === info.kmsId ? client.kmsId : info.kmsId,
+        workstation: was.workstation === info.workstation ? was.workstation : info.workstation,
+        skuId: was.skuId === info.skuId ? was.skuId : info.skuId,
+        kmsId: was.kmsId === info.kmsId ? was.kmsId : info.kmsId,
       };
+      this.entries[at] = client;
     } else {
-      while (this.clients.size >= this.capacity) {
-        const oldest = this.oldest()!;
-        this.clients.delete(oldest.cmid);
-        evicted.push(oldest);
+      while (this.entries.length >= this.capacity) {
+        const oldest = this.oldestIndex();
+        if (evicted === NONE) evicted = [];
+        evicted.push(this.entries[oldest]!);
+        this.removeAt(oldest);
       }
-      client = { cmid, firstSeen: now, lastSeen: now, ...info };
+      client = {
+        cmid,
+        firstSeen: now,
+        lastSeen: now,
+        workstation: info.workstation,
+        skuId: info.skuId,
+        kmsId: info.kmsId,
+      };
+      this.add(client);
     }
-    this.clients.set(cmid, client);
-    return { count: this.clients.size, added, client, expired, evicted };
+    return { count: this.entries.length, added: at === undefined, client, expired, evicted };
   }
 
   /** Removes one CMID (e.g. a PreviousClientMachineId); returns it if it was there. */
   remove(cmid: Guid): PoolClient | undefined {
-    const c = this.clients.get(cmid);
-    if (c) this.clients.delete(cmid);
+    const at = this.index.get(cmid);
+    if (at === undefined) return undefined;
+    const c = this.entries[at]!;
+    this.removeAt(at);
     return c;
   }
 
   /** Restores an entry from the store, without purging. */
   restore(c: PoolClient): void {
-    this.clients.set(c.cmid, { ...c });
+    const at = this.index.get(c.cmid);
+    if (at !== undefined) this.removeAt(at);
+    this.add({ ...c });
   }
 
-  /** The eviction victim: the first entry in `compareClients` order (never the Map's insertion order). */
-  private oldest(): PoolClient | undefined {
-    let best: PoolClient | undefined;
-    for (const c of this.clients.values()) if (!best || compareClients(c, best) < 0) best = c;
+  private add(c: PoolClient): void {
+    if (c.lastSeen < this.earliestSeen) this.earliestSeen = c.lastSeen;
+    this.index.set(c.cmid, this.entries.length);
+    this.entries.push(c);
+  }
+
+  /** Removes entry `at`: the last entry takes its place. */
+  private removeAt(at: number): void {
+    const all = this.entries;
+    const gone = all[at]!;
+    const last = all.pop()!;
+    if (last !== gone) {
+      all[at] = last;
+      this.index.set(last.cmid, at);
+    }
+    this.index.delete(gone.cmid);
+  }
+
+  /** The eviction victim's position: the first entry in `compareClients` order. */
+  private oldestIndex(): number {
+    // compareClients spelled out with comparisons only: its subtractions of ms timestamps (doubles,
+    // not small integers) would box a number per entry on this path, taken by every eviction.
+    const all = this.entries;
+    let best = 0;
+    for (let i = 1; i < all.length; i++) {
+      const c = all[i]!;
+      const b = all[best]!;
+      if (
+        c.lastSeen < b.lastSeen ||
+        (c.lastSeen === b.lastSeen &&
+          (c.firstSeen < b.firstSeen || (c.firstSeen === b.firstSeen && c.cmid < b.cmid)))
+      ) {
+        best = i;
+      }
+    }
     return best;
   }
 
   /** The count a request would see now, without adding anyone. */
   countAt(now: number): number {
     let n = 0;
-    for (const c of this.clients.values()) if (!CountPool.isExpired(c, now)) n++;
+    for (const c of this.entries) if (!CountPool.isExpired(c, now)) n++;
     return n;
   }
 
   /** Live entries at `now`, least recently seen first (`compareClients` order). */
   list(now: number): PoolClient[] {
-    return [...this.clients.values()].filter((c) => !CountPool.isExpired(c, now)).sort(compareClients);
+    return this.entries.filter((c) => !CountPool.isExpired(c, now)).sort(compareClients);
   }
 
   clear(): void {
-    this.clients.clear();
+    this.entries.length = 0;
+    this.index.clear();
+    this.earliestSeen = Number.POSITIVE_INFINITY;
   }
 
   get size(): number {
-    return this.clients.size;
+    return this.entries.length;
   }
 }

@@ -63,5 +63,32 @@ function isoUtc(ms: number): string {
   digits(14, m, 2);
   digits(17, sec, 2);
   digits(20, rem - sec * 1000, 3);
-  return String.fromCharCode.apply(null, ISO);
+  // Spelled out: `apply` would copy the array into an arguments list on every call.
+  const c = ISO;
+  return String.fromCharCode(
+    c[0]!,
+    c[1]!,
+    c[2]!,
+    c[3]!,
+    c[4]!,
+    c[5]!,
+    c[6]!,
+    c[7]!,
+    c[8]!,
+    c[9]!,
+    c[10]!,
+    c[11]!,
+    c[12]!,
+    c[13]!,
+    c[14]!,
+    c[15]!,
+    c[16]!,
+    c[17]!,
+    c[18]!,
+    c[19]!,
+    c[20]!,
+    c[21]!,
+    c[22]!,
+    c[23]!,
+  );
 }
