@@ -243,6 +243,7 @@ export function createMetrics(sources: MetricsSources, opts: MetricsOptions = {}
     }
   };
   const unsubscribe = server.observe(onObservation);
+  processMetrics(registers);
 
   const route: ExtraRoute = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => {
     if (url.pathname !== path) return false;
@@ -265,6 +266,56 @@ export function createMetrics(sources: MetricsSources, opts: MetricsOptions = {}
       unsubscribe();
     },
   };
+}
+
+/**
+ * The process's own figures under their usual Prometheus names, read at scrape time. Not prom-client's
+ * collectDefaultMetrics: that starts observers per registry which nothing stops, and a test process
+ * creates and drops many hosts (one registry each). Several hosts in one process report the same values.
+ */
+function processMetrics(registers: Registry[]): void {
+  new Gauge({
+    name: 'process_resident_memory_bytes',
+    help: 'Resident memory size in bytes (the whole process).',
+    registers,
+    collect() {
+      this.set(process.memoryUsage.rss());
+    },
+  });
+  new Counter({
+    name: 'process_cpu_seconds_total',
+    help: 'User and system CPU time spent by the process, in seconds.',
+    registers,
+    collect() {
+      const u = process.cpuUsage();
+      this.reset();
+      this.inc((u.user + u.system) / 1e6);
+    },
+  });
+  new Gauge({
+    name: 'process_start_time_seconds',
+    help: 'Start time of the process since the Unix epoch, in seconds.',
+    registers,
+    collect() {
+      this.set(Math.round((Date.now() - process.uptime() * 1000) / 1000));
+    },
+  });
+  const heap = (name: string, help: string, read: (m: NodeJS.MemoryUsage) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(read(process.memoryUsage()));
+      },
+    });
+  heap('nodejs_heap_size_total_bytes', 'V8 heap size reserved, in bytes.', (m) => m.heapTotal);
+  heap('nodejs_heap_size_used_bytes', 'V8 heap size used, in bytes.', (m) => m.heapUsed);
+  heap(
+    'nodejs_external_memory_bytes',
+    'Memory of C++ objects bound to JS objects, in bytes.',
+    (m) => m.external,
+  );
 }
 
 /** Every (pool, threshold) pair of the catalog, thresholds ascending. */

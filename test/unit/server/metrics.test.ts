@@ -159,6 +159,24 @@ describe('metrics', () => {
     expect((await register.getMetricsAsJSON()).filter((m) => m.name.startsWith('kmslab_'))).toEqual([]);
   });
 
+  it("reports the process's memory and CPU under the usual Prometheus names, read at scrape time", async () => {
+    const a = await startLab();
+    const text = await scrape(a);
+    const rss = sample(text, 'process_resident_memory_bytes')!;
+    // Within 20 % of what the process itself says now (the scrape ran a moment ago).
+    expect(Math.abs(rss - process.memoryUsage.rss()) / rss).toBeLessThan(0.2);
+    expect(sample(text, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(1e6);
+    expect(sample(text, 'nodejs_heap_size_total_bytes')).toBeGreaterThanOrEqual(
+      sample(text, 'nodejs_heap_size_used_bytes')!,
+    );
+    const cpu = sample(text, 'process_cpu_seconds_total')!;
+    expect(cpu).toBeGreaterThan(0);
+    expect(sample(await scrape(a), 'process_cpu_seconds_total')).toBeGreaterThanOrEqual(cpu);
+    const start = sample(text, 'process_start_time_seconds')!;
+    expect(Math.abs(start - (Date.now() / 1000 - process.uptime()))).toBeLessThan(2);
+    expect(text).toMatch(/# TYPE process_cpu_seconds_total counter/);
+  });
+
   it('counts rejected connections, RPC protocol errors and open connections', async () => {
     let accept = true;
     const lab = await startLab({ hooks: { acceptConnection: () => accept } });
