@@ -15,7 +15,7 @@ import {
   resolveProduct,
   resultStatus,
 } from '../client/client.js';
-import { activateWithDiscovery, type DiscoveryOutcome } from '../client/discover.js';
+import type { activateWithDiscovery, DiscoveryOutcome } from '../client/discover.js';
 import { formatDuration, MINUTE, parseDuration } from '../host/clock.js';
 import { SeededRandom } from '../host/random.js';
 import { hresultHex } from '../kms/hresult.js';
@@ -239,7 +239,9 @@ async function runActivate(hostArg: string | undefined, o: ActivateCliOptions, c
     if (o.discover !== undefined) {
       const d: Parameters<typeof activateWithDiscovery>[0] = { ...base, domain: o.discover };
       if (o.dnsServer !== undefined) d.dnsServer = o.dnsServer;
-      discovery = await activateWithDiscovery(d);
+      // DNS discovery (and dns-packet) is loaded only for --discover.
+      const discover = await import('../client/discover.js');
+      discovery = await discover.activateWithDiscovery(d);
       results = discovery.results;
     } else {
       const hp = parseHostPort(hostArg!, DEFAULT_KMS_PORT);

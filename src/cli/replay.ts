@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { type ReplayReport, replayTranscript, serveTranscript } from '../harness/replay.js';
-import { connectionSlots, parseTranscript } from '../harness/transcript.js';
+import type { ReplayReport } from '../harness/replay.js';
 import { parseDuration } from '../host/clock.js';
 import { formatHostPort, parseHostPort } from './options.js';
 
@@ -47,6 +46,10 @@ export async function replayCommand(
   flags: ReplayFlags,
   out: (s: string) => void,
 ): Promise<number> {
+  const [{ replayTranscript, serveTranscript }, { connectionSlots, parseTranscript }] = await Promise.all([
+    import('../harness/replay.js'),
+    import('../harness/transcript.js'),
+  ]);
   const records = parseTranscript({ path: file });
   if (flags.asHost) {
     const listen = parseHostPort(flags.listen ?? '127.0.0.1:1688');

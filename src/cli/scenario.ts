@@ -1,17 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
-import { type LabHost, startLabHost } from '../harness/lab-host.js';
-import {
-  formatScenarioReport,
-  loadScenario,
-  runScenario,
-  type Scenario,
-  type ScenarioReport,
-  scenarioPolicy,
-} from '../harness/scenario.js';
+import type { LabHost } from '../harness/lab-host.js';
+import type { Scenario, ScenarioReport } from '../harness/scenario.js';
 import { ManualClock } from '../host/clock.js';
 import type { HostRuntimeOptions } from '../server/runtime.js';
 import type { ServeConfig } from './serve.js';
+
+// The lab harness (lab host, scenario runner, yaml) is imported where it is used, so that `kmslab
+// serve` without --scenario / --record and the other commands do not load it.
 
 /**
  * `kmslab serve --scenario FILE`: the scenario's host settings as serve flags (flags given on the
@@ -48,6 +44,10 @@ export async function startServeLab(
   opts: HostRuntimeOptions,
   extra: { scenario: Scenario | null; record?: string | undefined },
 ): Promise<LabHost> {
+  const [{ startLabHost }, { scenarioPolicy }] = await Promise.all([
+    import('../harness/lab-host.js'),
+    import('../harness/scenario.js'),
+  ]);
   const s = extra.scenario;
   const clock =
     opts.clock === 'manual' && s?.host?.start
@@ -94,6 +94,7 @@ export async function scenarioRunCommand(
   flags: ScenarioRunFlags,
   out: (s: string) => void,
 ): Promise<number> {
+  const { formatScenarioReport, runScenario } = await import('../harness/scenario.js');
   const reports: (ScenarioReport & { file: string })[] = [];
   for (const [i, file] of files.entries()) {
     const record =
@@ -133,6 +134,7 @@ export function registerScenario(program: Command): void {
     .description('validate scenario files without running them')
     .argument('<files...>', 'scenario files (YAML or JSON)')
     .action(async (files: string[]) => {
+      const { loadScenario } = await import('../harness/scenario.js');
       for (const f of files) {
         await loadScenario(f);
         process.stdout.write(`${f}: ok\n`);

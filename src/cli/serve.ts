@@ -1,12 +1,9 @@
 import type { Command } from 'commander';
-import pino from 'pino';
-import { loadScenario } from '../harness/scenario.js';
 import { parseDuration } from '../host/clock.js';
 import { parseHwid } from '../host/identity.js';
 import { GENUINE_MAX_SKEW_MS, type HostPolicy } from '../host/policy.js';
-import { type DnsResponder, startDnsResponder, targetsForListen } from '../server/dns.js';
-import { type HostRuntime, type HostRuntimeOptions, startHostRuntime } from '../server/runtime.js';
-import { DEFAULT_STORE_PATH } from '../store/store.js';
+import type { DnsResponder } from '../server/dns.js';
+import type { HostRuntime, HostRuntimeOptions } from '../server/runtime.js';
 import {
   formatHostPort,
   isLoopback,
@@ -15,8 +12,21 @@ import {
   parseMinutes,
   readConfigFile,
 } from './options.js';
-import { prettyStream } from './pretty.js';
 import { scenarioServeConfig, startServeLab } from './scenario.js';
+
+/*
+ * This module only defines the command (main.ts loads it for every command and for --help): the host
+ * (server/runtime.js) and pino load when serve runs, and then only what the flags ask for: the
+ * scenario loader (yaml) with --scenario, the DNS responder (dns-packet) with --dns, the pretty
+ * printer with --pretty, and, in server/runtime.ts, the control API with its metrics (prom-client)
+ * with --control and better-sqlite3 for a file store.
+ */
+
+/**
+ * store/store.ts's DEFAULT_STORE_PATH, spelled out so that this module (and the help text) does not
+ * load the SQLite store; test/unit/cli/serve-options.test.ts checks that the two agree.
+ */
+const DEFAULT_STORE_PATH = 'data/kmslab.sqlite';
 
 /** `kmslab serve`: flags and config-file keys are the same (camelCase of the flag). */
 export interface ServeConfig {
@@ -187,9 +197,15 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
     )
     .option('--record <file>', 'write an NDJSON transcript of every PDU (for `kmslab replay`)')
     .action(async (flags: ServeConfig & { config?: string }) => {
+      const [{ default: pino }, { startHostRuntime }] = await Promise.all([
+        import('pino'),
+        import('../server/runtime.js'),
+      ]);
       const file = flags.config ? await readConfigFile(flags.config) : {};
       const scenarioPath = flags.scenario ?? (file as ServeConfig).scenario;
-      const scenario = scenarioPath ? await loadScenario(scenarioPath) : null;
+      const scenario = scenarioPath
+        ? await (await import('../harness/scenario.js')).loadScenario(scenarioPath)
+        : null;
       const c: ServeConfig = {
         ...(file as ServeConfig),
         ...(scenario ? scenarioServeConfig(scenario) : {}),
@@ -198,7 +214,7 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
       const level = c.logLevel ?? 'info';
       const logger =
         c.pretty || (flags.pretty === undefined && process.stderr.isTTY && !file['pretty'])
-          ? pino({ level }, prettyStream())
+          ? pino({ level }, (await import('./pretty.js')).prettyStream())
           : pino({ level });
       const opts = buildRuntimeOptions(c);
       opts.logger = logger;
@@ -208,6 +224,7 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
       if (c.dns) {
         try {
           if (!c.domain) throw new RangeError('--dns needs --domain (the lab DNS domain, e.g. lab.test)');
+          const { startDnsResponder, targetsForListen } = await import('../server/dns.js');
           dns = await startDnsResponder({
             listen: parseHostPort(c.dns, 53),
             domain: c.domain,

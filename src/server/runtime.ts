@@ -3,16 +3,15 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { type Catalog, defaultCatalog } from '../catalog/products.js';
-import { activate } from '../client/client.js';
 import { type Clock, ManualClock, SystemClock } from '../host/clock.js';
 import type { IdentityOptions } from '../host/identity.js';
 import type { HostPolicy } from '../host/policy.js';
 import { SeededRandom } from '../host/random.js';
 import { HEALTH_CHECK_CMID, KmsService } from '../host/service.js';
-import { openStore, type Store } from '../store/store.js';
-import { createControlApi } from './control-api.js';
-import { dashboardRoute } from './dashboard/index.js';
-import { createMetrics, type HostMetrics } from './metrics.js';
+import { MemoryStore } from '../store/memory.js';
+import type { Store, StoreOptions } from '../store/store.js';
+import type { createControlApi } from './control-api.js';
+import type { HostMetrics } from './metrics.js';
 import { KmsServer, type ListenAddress, type ServerHooks, type ServerLimits } from './tcp.js';
 
 /** Everything that makes one running host: store, service, TCP listeners, optional control API. */
@@ -60,7 +59,35 @@ export interface HostRuntime {
 
 export const DEFAULT_LISTEN: ListenAddress = { host: '127.0.0.1', port: 1688 };
 
+/**
+ * The control API with its metrics (prom-client) and dashboard, loaded only for a host that has a
+ * control port: a bare host does not pay for them.
+ */
+async function loadControlModules(observability: boolean) {
+  const [api, metrics, dashboard] = await Promise.all([
+    import('./control-api.js'),
+    observability ? import('./metrics.js') : null,
+    observability ? import('./dashboard/index.js') : null,
+  ]);
+  return {
+    createControlApi: api.createControlApi,
+    createMetrics: metrics?.createMetrics ?? null,
+    dashboardRoute: dashboard?.dashboardRoute ?? null,
+  };
+}
+
+/**
+ * `openStore`, except that store/store.js (and with it store/sqlite.js and better-sqlite3) is loaded
+ * only for a file store; the memory store is what openStore('memory') gives.
+ */
+async function openRuntimeStore(spec: string, opts: StoreOptions): Promise<Store> {
+  if (spec === 'memory' || spec === ':memory:') return new MemoryStore();
+  const { openStore } = await import('../store/store.js');
+  return openStore(spec, opts);
+}
+
 export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<HostRuntime> {
+  const controlModules = opts.control ? await loadControlModules(opts.observability !== false) : null;
   const logger = opts.logger ?? pino({ level: 'silent' });
   const seed = String(opts.seed ?? randomBytes(6).readUIntBE(0, 6));
   const random = new SeededRandom(seed);
@@ -73,7 +100,7 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
   const store =
     typeof opts.store === 'object'
       ? opts.store
-      : openStore(opts.store ?? 'memory', { durability: opts.durability ?? 'normal' });
+      : await openRuntimeStore(opts.store ?? 'memory', { durability: opts.durability ?? 'normal' });
   const service = new KmsService({
     clock,
     random: random.fork('host'),
@@ -92,7 +119,7 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
     hooks: opts.hooks,
     ...(opts.secondaryAddress !== undefined ? { secondaryAddress: opts.secondaryAddress } : {}),
   });
-  const metrics = opts.control && opts.observability !== false ? createMetrics({ service, server }) : null;
+  const metrics = controlModules?.createMetrics ? controlModules.createMetrics({ service, server }) : null;
   let addresses: ListenAddress[];
   try {
     addresses = await server.start();
@@ -101,14 +128,15 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
     throw e;
   }
   let control: HostRuntime['control'] = null;
-  if (opts.control) {
+  if (opts.control && controlModules) {
     const first = addresses[0]!;
+    const { createControlApi, dashboardRoute } = controlModules;
     const api = createControlApi({
       service,
       logger,
       extraRoutes: [
         ...(opts.extraRoutes ?? []),
-        ...(metrics ? [metrics.route, dashboardRoute({ catalog: opts.catalog })] : []),
+        ...(metrics && dashboardRoute ? [metrics.route, dashboardRoute({ catalog: opts.catalog })] : []),
       ],
       ...(opts.onControlClockChange ? { onClockChange: opts.onControlClockChange } : {}),
       ...(opts.onControlReset ? { onReset: opts.onControlReset } : {}),
@@ -153,6 +181,7 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
  */
 async function selfCheck(addr: ListenAddress, service: KmsService): Promise<Record<string, unknown>> {
   const host = addr.host === '0.0.0.0' ? '127.0.0.1' : addr.host === '::' ? '::1' : addr.host;
+  const { activate } = await import('../client/client.js');
   const started = performance.now();
   const [r] = await activate({
     host,

@@ -1,12 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { buildRuntimeOptions } from '../../../src/cli/serve.js';
 import { DAY, HOUR, MINUTE } from '../../../src/host/clock.js';
+import { DEFAULT_STORE_PATH } from '../../../src/store/store.js';
 
 describe('kmslab serve flags → host options', () => {
   it('defaults: loopback 1688, embedded SQLite store, system clock, permissive policy', () => {
     const o = buildRuntimeOptions({});
     expect(o.listen).toEqual([{ host: '127.0.0.1', port: 1688 }]);
     expect(o.store).toBe('data/kmslab.sqlite');
+    // serve spells the default out (importing it would load better-sqlite3): the store agrees.
+    expect(o.store).toBe(DEFAULT_STORE_PATH);
     expect(o.clock).toBe('system');
     expect(o.policy).toEqual({});
     expect(o.profile).toEqual({ ndr64: true, btfn: true });

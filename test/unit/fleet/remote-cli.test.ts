@@ -3,8 +3,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { formatFleetSummary, registerFleet } from '../../../src/cli/fleet.js';
-import { fleetCsv, fleetSvg, planFleet, RemoteFleetHost, runFleet } from '../../../src/client/fleet.js';
+import { registerFleet } from '../../../src/cli/fleet.js';
+import { formatFleetSummary } from '../../../src/cli/fleet-run.js';
+import {
+  DEFAULT_FLEET_PRODUCTS,
+  fleetCsv,
+  fleetSvg,
+  planFleet,
+  RemoteFleetHost,
+  runFleet,
+} from '../../../src/client/fleet.js';
 import { startHostRuntime } from '../../../src/server/runtime.js';
 
 const dirs: string[] = [];
@@ -88,6 +96,14 @@ describe('remote fleet', () => {
 });
 
 describe('kmslab fleet', () => {
+  it("names the fleet's default products in its help (spelled out there, not imported)", () => {
+    const fleet = program().commands.find((c) => c.name() === 'fleet')!;
+    const help = (flag: string) => fleet.options.find((o) => o.long === flag)!.description;
+    expect(help('--windows')).toContain(`(${DEFAULT_FLEET_PRODUCTS.windows}, N_Policy 25)`);
+    expect(help('--servers')).toContain(`(${DEFAULT_FLEET_PRODUCTS.server}, N_Policy 5)`);
+    expect(help('--office')).toContain(`(${DEFAULT_FLEET_PRODUCTS.office}, N_Policy 5)`);
+  });
+
   it('writes the timeline as JSON, CSV and SVG', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'kmslab-fleet-'));
     dirs.push(dir);

@@ -3,12 +3,14 @@ import net from 'node:net';
 import { Command } from 'commander';
 import dnsPacket from 'dns-packet';
 import { afterEach, describe, expect, it } from 'vitest';
-import { registerDnsRecord, resolveDnsRecord } from '../../../src/cli/dns-record.js';
+import { registerDnsRecord } from '../../../src/cli/dns-record.js';
+import { resolveDnsRecord } from '../../../src/cli/dns-record-run.js';
 import { activateWithDiscovery, discoverKmsHosts, querySrv } from '../../../src/client/discover.js';
 import { SeededRandom } from '../../../src/host/random.js';
 import {
   answerQuery,
   buildZone,
+  DEFAULT_DNS_TTL,
   type DnsResponder,
   type DnsResponderOptions,
   startDnsResponder,
@@ -347,6 +349,13 @@ describe('kmslab dns-record', () => {
     await program.parseAsync(['node', 'kmslab', 'dns-record', ...args]);
     return out;
   }
+
+  it("defaults --ttl to the responder's TTL (spelled out in the command, not imported)", () => {
+    const program = new Command();
+    registerDnsRecord(program);
+    const ttl = program.commands[0]!.options.find((o) => o.long === '--ttl')!;
+    expect(ttl.defaultValue).toBe(String(DEFAULT_DNS_TTL));
+  });
 
   it('prints the zone-file line, an nsupdate script, a dnscmd line and a PowerShell line', async () => {
     const out = await cli([
