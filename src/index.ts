@@ -14,6 +14,17 @@ export {
   KmsClientError,
   type KmsClientOptions,
 } from './client/client.js';
+// DNS discovery of KMS hosts (_vlmcs._tcp SRV records, RFC 2782 order, failover).
+export {
+  activateWithDiscovery,
+  type DiscoveryActivateOptions,
+  type DiscoveryAttempt,
+  type DiscoveryOutcome,
+  discoverKmsHosts,
+  orderSrvRecords,
+  querySrv,
+  type SrvRecord,
+} from './client/discover.js';
 // Fleets of simulated machines.
 export {
   type FleetOptions,

@@ -45,6 +45,7 @@ interface ActivateCliOptions {
   vm?: boolean;
   ndr64: boolean;
   btfn: boolean;
+  epidCheck: boolean;
   multiplex: boolean;
   requests: number;
   newConnection?: boolean;
@@ -127,7 +128,7 @@ Exit codes:
 
 --json prints one JSON object per line per request: host, port, protocol, epid, hwid, count,
 requiredCount, activationInterval, renewalInterval, activated, hresult ("0xC004F038"), hresultText,
-cmid, ndr, callId, and error {kind, code, message} on failure.
+cmid, ndr, callId, and on failure error {kind, code, message, field?, ncaStatus?, ncaName?}.
 `;
 
 /** Adds `activate [HOST[:PORT]]` to `program`. */
@@ -157,6 +158,7 @@ export function registerActivate(program: Command): void {
     .option('--vm', 'claim to be a virtual machine')
     .option('--no-ndr64', 'offer NDR32 only')
     .option('--no-btfn', 'do not offer bind-time feature negotiation')
+    .option('--no-epid-check', 'accept an ePID of any form (default: its format and bounds are checked)')
     .option('--no-multiplex', 'bind without PFC_CONC_MPX (flags 0x03)')
     .addOption(
       new Option('--requests <n>', 'requests to send')
@@ -204,6 +206,7 @@ async function runActivate(hostArg: string | undefined, o: ActivateCliOptions, c
   const base: Omit<ActivateOptions, 'host'> = {
     ndr64: o.ndr64,
     btfn: o.btfn,
+    checkEpid: o.epidCheck,
     multiplex: o.multiplex,
     requests: o.requests,
     newConnection: o.newConnection ?? false,

@@ -15,6 +15,7 @@ import { type Clock, SystemClock } from '../host/clock.js';
 import { type Random, randomGuid, SeededRandom } from '../host/random.js';
 import { responseBodyLength } from '../kms/body.js';
 import { encodeRequest, verifyResponse } from '../kms/envelope.js';
+import { parseEpid } from '../kms/epid.js';
 import { HResult, hresultHex, hresultText } from '../kms/hresult.js';
 import type { KmsRequestBody, KmsVersion, NdrSyntax, RequestContext } from '../kms/messages.js';
 import { responseStubLength, unwrapResponseStub, wrapRequestStub } from '../kms/stub.js';
@@ -198,6 +199,12 @@ export interface ConnectionOptions {
 }
 
 export interface KmsClientOptions extends ClientIdentityOptions, ConnectionOptions {
+  /**
+   * Check the answered ePID's format and bounds (spec e.1: PPPPP-GGGGG-KKK-KKKKKK-03-LCID-BUILD.0000-
+   * DDDYYYY, activation day 1..366) and fail with BAD_EPID otherwise. Default true; false accepts any
+   * string, for hosts configured with a free-form ePID.
+   */
+  checkEpid?: boolean;
   random?: Random;
   clock?: Clock;
   catalog?: Catalog;
@@ -526,6 +533,7 @@ export class KmsClient {
   readonly vm: boolean;
   readonly ndr64: boolean;
   readonly btfn: boolean;
+  readonly checkEpid: boolean;
   readonly multiplex: boolean;
   readonly timeoutMs: number;
   private readonly random: Random;
@@ -555,6 +563,7 @@ export class KmsClient {
     this.vm = opts.vm ?? false;
     this.ndr64 = opts.ndr64 ?? true;
     this.btfn = opts.btfn ?? true;
+    this.checkEpid = opts.checkEpid ?? true;
     this.multiplex = opts.multiplex ?? true;
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (!(this.timeoutMs > 0)) badOption(`timeout ${this.timeoutMs} ms`);
@@ -830,6 +839,14 @@ export class KmsClient {
         `V4 response of ${message.length} bytes, ${responseBodyLength(v.body.epid) + 16} expected`,
         'MAC',
       );
+    }
+    if (this.checkEpid) {
+      try {
+        parseEpid(v.body.epid);
+      } catch (e) {
+        if (!isProtocolError(e)) throw e;
+        throw verificationError('BAD_EPID', `the host's ePID is malformed: ${e.message}`, 'KmsPID');
+      }
     }
     result.epid = v.body.epid;
     result.hwid = v.hwid ? hex(v.hwid).toUpperCase() : null;

@@ -29,7 +29,7 @@ const TEXT: Record<number, string> = {
   [HResult.COUNT_INSUFFICIENT]:
     'the count reported by the KMS host is insufficient: fewer machines than this product requires have contacted it',
   [HResult.NO_KMS]:
-    'no KMS host could be contacted (connection, RPC or protocol failure, or every host answered an error)',
+    'no KMS host could be used: the connection, the RPC exchange or a check on the answer failed',
   [HResult.KMS_NOT_ENABLED]: 'the KMS host says KMS is not enabled (0xC004F039)',
   [HResult.KMS_NOT_ACTIVATED]: 'the KMS host says it is not activated itself (0xC004F041)',
   [HResult.SKU_NOT_FOUND]: 'the product SKU is not found (0xC004F069)',

@@ -1,9 +1,11 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
-/** docs/harness.md includes test/examples/*.test.ts verbatim: they cannot drift apart. */
-describe('docs/harness.md examples', () => {
-  const doc = readFileSync('docs/harness.md', 'utf8');
+/**
+ * docs/harness.md and docs/client.md include test/examples/*.test.ts verbatim: they cannot drift apart.
+ */
+describe('docs examples', () => {
+  const doc = ['docs/harness.md', 'docs/client.md'].map((f) => readFileSync(f, 'utf8')).join('\n');
   const blocks = [...doc.matchAll(/<!-- example: (\S+) -->\n```ts\n([\s\S]*?)\n```/g)].map((m) => ({
     file: m[1]!,
     code: m[2]!,

@@ -181,6 +181,19 @@ describe('answers re-encoded with wrong fields (encodeResponse)', () => {
     expect(r.error).toMatchObject({ kind: 'verification', code: 'BAD_EPID' });
   });
 
+  for (const v of [4, 6] as const) {
+    it(`V${v}: a well-framed but malformed ePID → BAD_EPID on KmsPID, accepted with checkEpid: false`, async () => {
+      for (const epid of ['not an ePID', '03612-00206-556-123727-03-1033-17763.0000-3972018']) {
+        const r = await against({ epid }, v);
+        expect(r.error).toMatchObject({ kind: 'verification', code: 'BAD_EPID', field: 'KmsPID' });
+        expect(r.error?.message).toMatch(/malformed/);
+      }
+      const loose = await against({ epid: 'lab host' }, v, { checkEpid: false });
+      expect(loose.error).toBeUndefined();
+      expect(loose.epid).toBe('lab host');
+    });
+  }
+
   it('call_id not echoed → BAD_ECHO on call_id; context id not echoed → BAD_ECHO on p_cont_id', async () => {
     const callId = await against(
       {
