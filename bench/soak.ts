@@ -6,8 +6,8 @@
  *                                 [--churn 0.02] [--store sqlite|memory] [--json FILE]
  *
  * - The host is startHostRuntime on 127.0.0.1:0 with the default limits and, by default, a SQLite store
- *   in a temporary directory (deleted at the end). The memory store keeps the newest 100,000 history
- *   rows in memory: at 2000/s it grows by design for the first 50 s, so give it a longer run.
+ *   in a temporary directory (deleted at the end). The memory store keeps the newest 10,000 history
+ *   rows in memory: at 2000/s it grows by design for the first 5 s, so give it a longer run.
  * - The generator keeps `connections` bound NDR32 connections with up to `depth` calls in flight each,
  *   and paces requests to `rate` per second (10 ms ticks). A share `churn` of the activations uses a new
  *   connection (bind, request, close), so accept and close paths run all the time too. Requests are

@@ -37,6 +37,7 @@ export interface ServeConfig {
   listen?: string[];
   store?: string;
   durability?: 'normal' | 'full';
+  historyLimit?: string | number;
   clock?: 'system' | 'manual';
   seed?: string | number;
   control?: string;
@@ -91,6 +92,9 @@ export function buildRuntimeOptions(c: ServeConfig): HostRuntimeOptions {
     listen: (c.listen && c.listen.length > 0 ? c.listen : ['127.0.0.1:1688']).map((l) => parseHostPort(l)),
     store: c.store === undefined ? DEFAULT_STORE_PATH : c.store,
     durability: c.durability ?? 'normal',
+    ...(c.historyLimit !== undefined
+      ? { historyLimit: parseIntStrict(c.historyLimit, 'historyLimit', 1) }
+      : {}),
     clock: c.clock ?? 'system',
     policy,
     identity: {
@@ -144,6 +148,10 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
     .option(
       '--durability <normal|full>',
       'SQLite synchronous mode: normal survives process crashes, full also power loss',
+    )
+    .option(
+      '--history-limit <n>',
+      'memory store: activation history rows kept, the newest (default 10000); SQLite keeps all',
     )
     .option('--clock <system|manual>', 'time source; manual moves only through the control API')
     .option('--seed <n>', 'seed for ePIDs, HwId and random values (deterministic runs)')

@@ -69,7 +69,10 @@ export interface InProcessHostOptions {
   policy?: Partial<HostPolicy>;
   /** Default: a fresh PoolOnlyMemoryStore, or a MemoryStore with `keepHistory`. */
   store?: Store;
-  /** Keep the host's per-request history (a plain MemoryStore). Default false. */
+  /**
+   * Keep the host's per-request history (a MemoryStore keeping the newest 100,000 rows, more than a
+   * serve host's default: a fleet run is inspected afterwards). Default false.
+   */
   keepHistory?: boolean;
   /**
    * 'fast' (default): FleetCodec, requests prepared once per machine and answers checked in place.
@@ -99,7 +102,9 @@ export class InProcessFleetHost implements FleetHost {
     this.service = new KmsService({
       clock: this.clock,
       random: new SeededRandom(seed).fork('host'),
-      store: opts.store ?? (opts.keepHistory ? new MemoryStore() : new PoolOnlyMemoryStore()),
+      store:
+        opts.store ??
+        (opts.keepHistory ? new MemoryStore({ maxHistory: 100_000 }) : new PoolOnlyMemoryStore()),
       catalog: opts.catalog ?? defaultCatalog(),
       policy: opts.policy,
     });

@@ -20,6 +20,8 @@ export interface HostRuntimeOptions {
   /** 'memory', a file path, or an opened Store. */
   store?: 'memory' | string | Store;
   durability?: 'normal' | 'full';
+  /** Memory store only: history rows kept (default 10,000; see StoreOptions.historyLimit). */
+  historyLimit?: number;
   clock?: 'system' | 'manual' | Clock;
   /** Seed for ePIDs, HwId, assoc groups and response random values; random when absent. */
   seed?: number | string;
@@ -81,7 +83,9 @@ async function loadControlModules(observability: boolean) {
  * only for a file store; the memory store is what openStore('memory') gives.
  */
 async function openRuntimeStore(spec: string, opts: StoreOptions): Promise<Store> {
-  if (spec === 'memory' || spec === ':memory:') return new MemoryStore();
+  if (spec === 'memory' || spec === ':memory:') {
+    return new MemoryStore(opts.historyLimit !== undefined ? { maxHistory: opts.historyLimit } : {});
+  }
   const { openStore } = await import('../store/store.js');
   return openStore(spec, opts);
 }
@@ -100,7 +104,10 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
   const store =
     typeof opts.store === 'object'
       ? opts.store
-      : await openRuntimeStore(opts.store ?? 'memory', { durability: opts.durability ?? 'normal' });
+      : await openRuntimeStore(opts.store ?? 'memory', {
+          durability: opts.durability ?? 'normal',
+          ...(opts.historyLimit !== undefined ? { historyLimit: opts.historyLimit } : {}),
+        });
   const service = new KmsService({
     clock,
     random: random.fork('host'),

@@ -40,6 +40,13 @@ function copyEntry(e: PoolEntry): PoolEntry {
   };
 }
 
+/**
+ * History rows a memory store keeps by default: plenty for a test's assertions and a dashboard, and
+ * a few MB of heap (each row is a few hundred bytes), so a long-running `serve --store memory` stays
+ * small. `serve --history-limit N` / StoreOptions.historyLimit changes it.
+ */
+export const DEFAULT_MAX_HISTORY = 10_000;
+
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
   readonly path = null;
@@ -58,8 +65,10 @@ export class MemoryStore implements Store {
   readonly maxHistory: number;
 
   constructor(opts: { maxHistory?: number } = {}) {
-    this.maxHistory = opts.maxHistory ?? 100_000;
-    if (!(this.maxHistory >= 1)) throw new RangeError('maxHistory must be at least 1');
+    this.maxHistory = opts.maxHistory ?? DEFAULT_MAX_HISTORY;
+    if (!(Number.isInteger(this.maxHistory) && this.maxHistory >= 1)) {
+      throw new RangeError(`maxHistory must be a whole number of at least 1, got ${this.maxHistory}`);
+    }
   }
 
   private assertOpen(): void {

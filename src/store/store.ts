@@ -120,6 +120,11 @@ export interface StoreOptions {
    * Ignored by the memory store.
    */
   durability?: 'normal' | 'full';
+  /**
+   * Memory store only: activation history rows kept, the newest (default 10,000; older ones are let
+   * go, the pools are always complete). A SQLite store keeps the whole history in its file.
+   */
+  historyLimit?: number;
 }
 
 /** Default database file, relative to the working directory; its directory is created if missing. */
@@ -130,8 +135,12 @@ export const DEFAULT_STORE_PATH = 'data/kmslab.sqlite';
  * to the working directory) for a SqliteStore, whose parent directory is created if missing. A file
  * literally named `memory` must be spelled `./memory`.
  */
+function memoryStore(opts: StoreOptions): MemoryStore {
+  return new MemoryStore(opts.historyLimit !== undefined ? { maxHistory: opts.historyLimit } : {});
+}
+
 export function openStore(spec: 'memory' | string, opts: StoreOptions = {}): Store {
-  if (spec === 'memory' || spec === ':memory:') return new MemoryStore();
+  if (spec === 'memory' || spec === ':memory:') return memoryStore(opts);
   if (spec.trim() === '')
     throw new Error('openStore: empty store path (use "memory" for an ephemeral store)');
   const file = path.resolve(spec);

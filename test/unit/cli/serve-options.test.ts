@@ -72,5 +72,11 @@ describe('kmslab serve flags → host options', () => {
     expect(() => buildRuntimeOptions({ hwid: 'xyz' })).toThrow(/16 hex digits/);
     expect(() => buildRuntimeOptions({ maxConnections: 'many' })).toThrow(/integer/);
     expect(() => buildRuntimeOptions({ activationInterval: '10s' })).toThrow(/under one minute/);
+    expect(() => buildRuntimeOptions({ historyLimit: '0' })).toThrow(/historyLimit/);
+  });
+
+  it('--history-limit bounds the memory store history; absent, the store keeps its default', () => {
+    expect(buildRuntimeOptions({ store: 'memory', historyLimit: '2500' }).historyLimit).toBe(2500);
+    expect(buildRuntimeOptions({ store: 'memory' })).not.toHaveProperty('historyLimit');
   });
 });

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore } from '../../../src/store/memory.js';
+import { startHostRuntime } from '../../../src/server/runtime.js';
+import { DEFAULT_MAX_HISTORY, MemoryStore } from '../../../src/store/memory.js';
+import { openStore } from '../../../src/store/store.js';
 import { record } from './helpers.js';
 
 describe('memory store keeps its history bounded', () => {
@@ -16,5 +18,24 @@ describe('memory store keeps its history bounded', () => {
     expect(s.history({ sinceSeq: 33 }).map((r) => r.seq)).toEqual([34, 35]);
     s.reset();
     expect(s.commit({ history: record(1) })).toBe(1);
+  });
+
+  it('keeps 10,000 rows by default; openStore, the runtime and serve --history-limit set another bound', async () => {
+    expect(DEFAULT_MAX_HISTORY).toBe(10_000);
+    expect(new MemoryStore().maxHistory).toBe(10_000);
+    expect((openStore('memory') as MemoryStore).maxHistory).toBe(10_000);
+    expect((openStore('memory', { historyLimit: 5 }) as MemoryStore).maxHistory).toBe(5);
+    const rt = await startHostRuntime({
+      store: 'memory',
+      historyLimit: 7,
+      listen: [{ host: '127.0.0.1', port: 0 }],
+    });
+    try {
+      expect((rt.store as MemoryStore).maxHistory).toBe(7);
+    } finally {
+      await rt.close();
+    }
+    expect(() => new MemoryStore({ maxHistory: 0 })).toThrow(/at least 1/);
+    expect(() => new MemoryStore({ maxHistory: 2.5 })).toThrow(/whole number/);
   });
 });

@@ -50,6 +50,8 @@ describe('SqliteStore', () => {
     expect(s.db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
     expect(s.db.pragma('busy_timeout', { simple: true })).toBe(5000);
     expect(s.db.pragma('foreign_keys', { simple: true })).toBe(0);
+    // SQLite's stock 2 MB page cache, not better-sqlite3's 16 MB build default (resident memory).
+    expect(s.db.pragma('cache_size', { simple: true })).toBe(-2000);
     s.close();
     const full = sqlite(file, 'full');
     expect(full.db.pragma('synchronous', { simple: true })).toBe(2); // FULL
