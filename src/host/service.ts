@@ -50,6 +50,8 @@ export type CallOutcome =
       event: ActivationEvent | null;
       error: ProtocolError | null;
       fault?: CallFault | null;
+      /** The control API's uncounted health-check probe (HEALTH_CHECK_CMID): not a client's request. */
+      probe?: true;
     }
   | {
       kind: 'fault';
@@ -388,7 +390,7 @@ export class KmsService {
       { random: this.randomBytes, hwid: this.state.identity.hwid },
       ndr,
     );
-    return { kind: 'response', stub, event: null, error: null };
+    return { kind: 'response', stub, event: null, error: null, probe: true };
   }
 
   /** Per pool: count, capacity, which thresholds the count meets. */

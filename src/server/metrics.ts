@@ -91,6 +91,11 @@ export function createMetrics(sources: MetricsSources, opts: MetricsOptions = {}
       this.set(server.openConnections);
     },
   });
+  const healthChecks = new Counter({
+    name: 'kmslab_health_checks_total',
+    help: 'Self-activations of GET /healthz answered (a real but uncounted V6 exchange; not in kmslab_requests_total).',
+    registers,
+  });
   const binds = new Counter({
     name: 'kmslab_binds_total',
     help: 'RPC binds (and alter_contexts) acknowledged.',
@@ -210,6 +215,11 @@ export function createMetrics(sources: MetricsSources, opts: MetricsOptions = {}
         break;
       case 'call': {
         const { outcome } = o;
+        // The /healthz self-activation is no client's request (and has no event): counted apart.
+        if (outcome.kind === 'response' && outcome.probe) {
+          healthChecks.inc();
+          break;
+        }
         const ev = outcome.event;
         const protocol = ev ? String(ev.protocol) : 'unknown';
         let result: string;

@@ -159,6 +159,17 @@ describe('metrics', () => {
     expect((await register.getMetricsAsJSON()).filter((m) => m.name.startsWith('kmslab_'))).toEqual([]);
   });
 
+  it('counts /healthz self-activations apart, never as a request of an unknown protocol', async () => {
+    const a = await startLab();
+    const res = await fetch(`${a.base}/healthz`);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { ok: boolean }).ok).toBe(true);
+    const text = await scrape(a);
+    expect(sample(text, 'kmslab_health_checks_total')).toBe(1);
+    expect(text).not.toMatch(/^kmslab_requests_total\{/m);
+    expect(sample(text, 'kmslab_binds_total')).toBeGreaterThanOrEqual(1);
+  });
+
   it("reports the process's memory and CPU under the usual Prometheus names, read at scrape time", async () => {
     const a = await startLab();
     const text = await scrape(a);
