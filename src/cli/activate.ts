@@ -10,6 +10,7 @@ import {
   DEFAULT_KMS_PORT,
   DEFAULT_TIMEOUT_MS,
   defaultRandom,
+  type FailureInfo,
   formatHostPort,
   parseHostPort,
   resolveProduct,
@@ -116,7 +117,9 @@ genuine clients of the product's KMS id send.
 
 HOST defaults to port ${DEFAULT_KMS_PORT}; write an IPv6 address as [::1]:1688. --discover DOMAIN
 queries _vlmcs._tcp.DOMAIN (SRV) at --dns-server (default: first nameserver of /etc/resolv.conf)
-and tries the targets in priority / weight order until one answers.
+and tries the targets in priority / weight order, every address of a target (A and AAAA) before
+the next target, until one answers. It moves on only when the connection or the bind fails
+(refused, timeout, closed, bind rejected); an error HRESULT or a failed check is the result.
 
 Exit codes:
   0  every request got a verified answer and the client is activated
@@ -129,6 +132,9 @@ Exit codes:
 --json prints one JSON object per line per request: host, port, protocol, epid, hwid, count,
 requiredCount, activationInterval, renewalInterval, activated, hresult ("0xC004F038"), hresultText,
 cmid, ndr, callId, and on failure error {kind, code, message, field?, ncaStatus?, ncaName?}.
+With --discover every line also has discovery {domain, srvName, dnsServer, records [{priority,
+weight, port, target, addresses}] in the order tried, attempts [{target, host, port, priority,
+weight, error?}] one per address tried (no error: it answered), host, port (null: none answered)}.
 `;
 
 /** Adds `activate [HOST[:PORT]]` to `program`. */
@@ -256,7 +262,12 @@ async function runActivate(hostArg: string | undefined, o: ActivateCliOptions, c
   }
 
   if (o.json) {
-    for (const r of results) write(`${JSON.stringify(jsonResult(r))}\n`);
+    const disc = discovery ? jsonDiscovery(discovery) : null;
+    for (const r of results) {
+      const j = jsonResult(r);
+      if (disc) j['discovery'] = disc;
+      write(`${JSON.stringify(j)}\n`);
+    }
   } else {
     const name = product.name ?? 'unknown SKU';
     write(
@@ -297,13 +308,46 @@ export function jsonResult(r: ActivationResult): Record<string, unknown> {
     callId: r.callId,
   };
   if (r.hmacSlot !== undefined) o['hmacSlot'] = r.hmacSlot;
-  if (r.error) {
-    o['error'] =
-      r.error.ncaStatus !== undefined
-        ? { ...r.error, ncaStatus: hresultHex(r.error.ncaStatus) }
-        : { ...r.error };
-  }
+  if (r.error) o['error'] = jsonError(r.error);
   return o;
+}
+
+function jsonError(e: FailureInfo): Record<string, unknown> {
+  return e.ncaStatus !== undefined ? { ...e, ncaStatus: hresultHex(e.ncaStatus) } : { ...e };
+}
+
+/**
+ * The `discovery` member of each --json line of a --discover run: the DNS server asked, the SRV records
+ * in the order tried (`addresses` [] when neither glue nor the DNS server gave any, so the system
+ * resolver was asked), every address tried in order (`error` absent on the one that answered) and the
+ * address that answered (null when none did).
+ */
+export function jsonDiscovery(d: DiscoveryOutcome): Record<string, unknown> {
+  return {
+    domain: d.domain,
+    srvName: d.srvName,
+    dnsServer: d.dnsServer,
+    records: d.records.map((r) => ({
+      priority: r.priority,
+      weight: r.weight,
+      port: r.port,
+      target: r.target,
+      addresses: r.addresses ?? [],
+    })),
+    attempts: d.attempts.map((a) => {
+      const o: Record<string, unknown> = {
+        target: a.target,
+        host: a.host,
+        port: a.port,
+        priority: a.priority,
+        weight: a.weight,
+      };
+      if (a.error) o['error'] = jsonError(a.error);
+      return o;
+    }),
+    host: d.host,
+    port: d.port,
+  };
 }
 
 function minutes(m: number | null): string {

@@ -1,11 +1,13 @@
 /**
  * KMS host discovery the way Windows does it: a DNS SRV query for `_vlmcs._tcp.DOMAIN`, targets ordered
- * by priority and then by RFC 2782 weighted random choice, each tried in turn until one answers.
+ * by priority and then by RFC 2782 weighted random choice, each tried in turn (every address of a
+ * target before the next target) until one answers.
  *
  * The DNS query goes over UDP to one given server (falling back to TCP when the answer is truncated).
  * Randomness (query ids, the weighted order) only through the injected Random.
  */
 import { createSocket } from 'node:dgram';
+import { lookup as dnsLookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { isIP, connect as netConnect } from 'node:net';
 import dnsPacket from 'dns-packet';
@@ -291,9 +293,11 @@ export function srvName(domain: string): string {
 }
 
 /**
- * Queries `_vlmcs._tcp.DOMAIN` and returns the targets in the order a client tries them. Targets
- * without glue addresses are looked up (A, then AAAA) at the same DNS server; when that finds nothing
- * the name is left to the system resolver at connect time.
+ * Queries `_vlmcs._tcp.DOMAIN` and returns the targets in the order a client tries them. A target's
+ * addresses come from the answer's additional section (glue) when it has any; otherwise the target
+ * is looked up at the same DNS server, A then AAAA (both are asked; IPv4 addresses first, each family
+ * in the order the server gave). When that finds nothing, `addresses` is left unset and
+ * activateWithDiscovery asks the system resolver at connect time.
  */
 export async function discoverKmsHosts(domain: string, opts: DnsQueryOptions = {}): Promise<SrvRecord[]> {
   const random = opts.random ?? defaultRandom();
@@ -303,42 +307,49 @@ export async function discoverKmsHosts(domain: string, opts: DnsQueryOptions = {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   for (const r of records) {
     if (r.addresses || isIP(r.target) !== 0) continue;
+    const found: string[] = [];
     for (const type of ['A', 'AAAA'] as const) {
       try {
         const p = await query(server, r.target, type, random, timeoutMs);
-        const found: string[] = [];
         for (const a of p.answers ?? []) {
-          if ((a.type === 'A' || a.type === 'AAAA') && a.type === type) found.push(a.data);
-        }
-        if (found.length > 0) {
-          r.addresses = found;
-          break;
+          if ((a.type === 'A' || a.type === 'AAAA') && a.type === type && !found.includes(a.data)) {
+            found.push(a.data);
+          }
         }
       } catch {
-        // Leave it to the system resolver.
+        // This family stays unknown; the other may still answer, else the system resolver is asked.
       }
     }
+    if (found.length > 0) r.addresses = found;
   }
   return records;
 }
 
+/** One connection attempt: one address of one SRV target. */
 export interface DiscoveryAttempt {
   target: string;
+  /**
+   * The address connected to (from glue, the DNS server or the system resolver); the target name
+   * itself when the system resolver found no address for it.
+   */
   host: string;
   port: number;
   priority: number;
   weight: number;
-  /** Why this target was passed over; absent for the one that answered. */
+  /** Why this address was passed over; absent for the one that answered. */
   error?: FailureInfo;
 }
 
 export interface DiscoveryOutcome {
   domain: string;
   srvName: string;
+  /** The DNS server asked, as HOST:PORT. */
+  dnsServer: string;
   /** The SRV records in the order tried. */
   records: SrvRecord[];
+  /** Every address tried, in order: each address of a target before the next target. */
   attempts: DiscoveryAttempt[];
-  /** The host that answered, or null. */
+  /** The address that answered, or null. */
   host: string | null;
   port: number | null;
   /** One per request; when no host answered, one failure with HRESULT 0xC004F074. */
@@ -351,27 +362,65 @@ export type DiscoveryActivateOptions = Omit<ActivateOptions, 'host' | 'port'> & 
 };
 
 /**
- * Discovers KMS hosts for `domain` and activates against the first that answers. A target "does not
- * answer" when the TCP connection or the RPC bind fails (refused, timeout, closed, bind refused); the
- * client then fails over to the next. Once a host has bound, all requests go there. When no target
- * answers (or DNS gives none), the outcome carries one failure with 0xC004F074.
+ * The addresses to try for a record, in order: the ones discovery found (glue or A/AAAA at the DNS
+ * server), the target itself when it is an IP literal, else every address the system resolver gives
+ * (dns.lookup with all: true, in the resolver's order). Throws KmsClientError('transport',
+ * 'HOST_NOT_FOUND') when the system resolver has none.
+ */
+async function addressesOf(r: SrvRecord): Promise<string[]> {
+  if (r.addresses && r.addresses.length > 0) return r.addresses;
+  if (isIP(r.target) !== 0) return [r.target];
+  let found: { address: string }[];
+  try {
+    found = await dnsLookup(r.target, { all: true });
+  } catch (e) {
+    throw new KmsClientError(
+      'transport',
+      'HOST_NOT_FOUND',
+      `resolving ${r.target}: ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
+  const out = [...new Set(found.map((a) => a.address))];
+  if (out.length === 0) {
+    throw new KmsClientError('transport', 'HOST_NOT_FOUND', `resolving ${r.target}: no address`);
+  }
+  return out;
+}
+
+function failureOf(e: unknown): FailureInfo {
+  return e instanceof KmsClientError
+    ? e.info()
+    : { kind: 'transport', code: 'INTERNAL', message: e instanceof Error ? e.message : String(e) };
+}
+
+/**
+ * Discovers KMS hosts for `domain` and activates against the first that answers. Each address of a
+ * target is tried in turn before the next target. An address "does not answer" when the TCP connection
+ * or the RPC bind fails (refused, timeout, closed, bind refused); the client then moves on to the
+ * target's next address, then to the next target. Once a host has bound, all requests go there: an
+ * error HRESULT or a failed check on its answers is its result, not a reason to fail over. When no
+ * address answers (or DNS gives no target), the outcome carries one failure with 0xC004F074.
  */
 export async function activateWithDiscovery(opts: DiscoveryActivateOptions): Promise<DiscoveryOutcome> {
   const random = opts.random ?? defaultRandom();
   const name = srvName(opts.domain);
+  // Resolve options first so a bad product, DNS server address or a resolv.conf without a nameserver
+  // is an option error (ProtocolError), not a discovery failure; one CMID for every target tried, as
+  // one machine has one.
+  const product = resolveProduct(opts, opts.catalog);
+  const cmid = opts.cmid !== undefined ? parseGuid(opts.cmid) : randomGuid(random);
+  const server = opts.dnsServer ? parseHostPort(opts.dnsServer, DNS_PORT) : defaultDnsServer();
+  const dnsServer = formatHostPort(server.host, server.port);
   const outcome: DiscoveryOutcome = {
     domain: opts.domain,
     srvName: name,
+    dnsServer,
     records: [],
     attempts: [],
     host: null,
     port: null,
     results: [],
   };
-  // Resolve options first so a bad product is an option error, not a discovery failure; one CMID for
-  // every target tried, as one machine has one.
-  const product = resolveProduct(opts, opts.catalog);
-  const cmid = opts.cmid !== undefined ? parseGuid(opts.cmid) : randomGuid(random);
   const failAll = (message: string, code: string): DiscoveryOutcome => {
     outcome.results = [
       {
@@ -396,8 +445,7 @@ export async function activateWithDiscovery(opts: DiscoveryActivateOptions): Pro
     return outcome;
   };
   try {
-    const dnsOpts: DnsQueryOptions = { random };
-    if (opts.dnsServer !== undefined) dnsOpts.dnsServer = opts.dnsServer;
+    const dnsOpts: DnsQueryOptions = { random, dnsServer };
     if (opts.timeoutMs !== undefined) dnsOpts.timeoutMs = opts.timeoutMs;
     outcome.records = await discoverKmsHosts(opts.domain, dnsOpts);
   } catch (e) {
@@ -406,30 +454,39 @@ export async function activateWithDiscovery(opts: DiscoveryActivateOptions): Pro
   }
   if (outcome.records.length === 0) return failAll(`no SRV records for ${name}`, 'NO_SRV_RECORDS');
   for (const r of outcome.records) {
-    const host = r.addresses?.[0] ?? r.target;
-    const attempt: DiscoveryAttempt = {
-      target: r.target,
-      host,
-      port: r.port,
-      priority: r.priority,
-      weight: r.weight,
+    const attemptAt = (host: string): DiscoveryAttempt => {
+      const a: DiscoveryAttempt = {
+        target: r.target,
+        host,
+        port: r.port,
+        priority: r.priority,
+        weight: r.weight,
+      };
+      outcome.attempts.push(a);
+      return a;
     };
-    outcome.attempts.push(attempt);
-    const client = new KmsClient({ ...opts, cmid, host, port: r.port, random });
+    let addresses: string[];
     try {
-      await client.connect();
+      addresses = await addressesOf(r);
     } catch (e) {
-      client.close();
-      attempt.error =
-        e instanceof KmsClientError
-          ? e.info()
-          : { kind: 'transport', code: 'INTERNAL', message: e instanceof Error ? e.message : String(e) };
+      attemptAt(r.target).error = failureOf(e);
       continue;
     }
-    outcome.host = host;
-    outcome.port = r.port;
-    outcome.results = await client.run(opts.requests ?? 1, opts.newConnection ?? false);
-    return outcome;
+    for (const host of addresses) {
+      const attempt = attemptAt(host);
+      const client = new KmsClient({ ...opts, cmid, host, port: r.port, random });
+      try {
+        await client.connect();
+      } catch (e) {
+        client.close();
+        attempt.error = failureOf(e);
+        continue;
+      }
+      outcome.host = host;
+      outcome.port = r.port;
+      outcome.results = await client.run(opts.requests ?? 1, opts.newConnection ?? false);
+      return outcome;
+    }
   }
   const tried = outcome.attempts
     .map((a) => `${formatHostPort(a.host, a.port)} (${a.error?.code ?? '?'}: ${a.error?.message ?? ''})`)

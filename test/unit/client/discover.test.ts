@@ -1,6 +1,9 @@
+import { createSocket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import dnsPacket from 'dns-packet';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -34,6 +37,50 @@ async function kmsHost(): Promise<FakeHost> {
 }
 
 const SRV = '_vlmcs._tcp.lab.test';
+
+interface DualZone {
+  srv: dnsPacket.SrvData[];
+  a?: Record<string, string[]>;
+  aaaa?: Record<string, string[]>;
+}
+
+/**
+ * A UDP-only DNS responder on 127.0.0.1 serving `_vlmcs._tcp.lab.test` SRV (no glue) and A and AAAA
+ * records (dns-responder.ts serves A only). Logs "TYPE name" per query.
+ */
+async function dualDns(zone: DualZone): Promise<{ server: string; queries: string[] }> {
+  const sock = createSocket('udp4');
+  await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+  cleanup.push(() => new Promise<void>((resolve) => sock.close(() => resolve())));
+  const queries: string[] = [];
+  sock.on('message', (msg, rinfo) => {
+    const q = dnsPacket.decode(msg);
+    const question = q.questions?.[0];
+    if (!question) return;
+    queries.push(`${question.type} ${question.name}`);
+    const name = question.name.toLowerCase();
+    const answers: dnsPacket.Answer[] = [];
+    let known = false;
+    if (name === SRV) {
+      known = true;
+      if (question.type === 'SRV')
+        for (const data of zone.srv) answers.push({ type: 'SRV', name: question.name, ttl: 60, data });
+    }
+    for (const type of ['A', 'AAAA'] as const) {
+      const ips = (type === 'A' ? zone.a : zone.aaaa)?.[name];
+      if (zone.a?.[name] || zone.aaaa?.[name]) known = true;
+      if (question.type === type)
+        for (const ip of ips ?? []) answers.push({ type, name: question.name, ttl: 60, data: ip });
+    }
+    const flags = dnsPacket.AUTHORITATIVE_ANSWER | (known ? 0 : 3); // rcode 3: NXDOMAIN
+    sock.send(
+      dnsPacket.encode({ type: 'response', id: q.id ?? 0, flags, questions: [question], answers }),
+      rinfo.port,
+      rinfo.address,
+    );
+  });
+  return { server: `127.0.0.1:${sock.address().port}`, queries };
+}
 
 // ---------------------------------------------------------------------------------------------------
 // Ordering (RFC 2782)
@@ -194,8 +241,30 @@ describe('SRV queries', () => {
     expect(d.queries.map((q) => `${q.type} ${q.name} ${q.via}`)).toEqual([
       `SRV ${SRV} udp`,
       'A a.lab.test udp',
+      'AAAA a.lab.test udp',
       'A b.lab.test udp',
+      'AAAA b.lab.test udp',
     ]);
+  });
+
+  it('asks A and AAAA of each target and keeps both families, IPv4 first', async () => {
+    const d = await dualDns({
+      srv: [{ priority: 0, weight: 0, port: 1688, target: 'kms.lab.test' }],
+      a: { 'kms.lab.test': ['127.0.0.3', '127.0.0.4'] },
+      aaaa: { 'kms.lab.test': ['::1', 'fd00::4'] },
+    });
+    const recs = await discoverKmsHosts('lab.test', { dnsServer: d.server, random: new SeededRandom(1) });
+    expect(recs[0]!.addresses).toEqual(['127.0.0.3', '127.0.0.4', '::1', 'fd00::4']);
+    expect(d.queries).toEqual([`SRV ${SRV}`, 'A kms.lab.test', 'AAAA kms.lab.test']);
+  });
+
+  it('a target with AAAA records only gets its IPv6 addresses', async () => {
+    const d = await dualDns({
+      srv: [{ priority: 0, weight: 0, port: 1688, target: 'v6.lab.test' }],
+      aaaa: { 'v6.lab.test': ['::1'] },
+    });
+    const recs = await discoverKmsHosts('lab.test', { dnsServer: d.server, random: new SeededRandom(1) });
+    expect(recs[0]!.addresses).toEqual(['::1']);
   });
 
   it('uses glue from the additional section, without extra queries', async () => {
@@ -269,6 +338,122 @@ describe('activateWithDiscovery', () => {
     }
     expect(out.results[0]!.cmid).toBe(out.results[1]!.cmid);
     expect(live.received).toHaveLength(1);
+  });
+
+  it('tries every address of a target, in order, before the next target', async () => {
+    const live = await kmsHost();
+    const next = await kmsHost();
+    const d = await dns({
+      srv: {
+        [SRV]: [
+          { priority: 0, weight: 0, port: live.port, target: 'multi.lab.test' },
+          { priority: 1, weight: 0, port: next.port, target: 'next.lab.test' },
+        ],
+      },
+      // Nothing listens on 127.0.0.2 (the hosts bind 127.0.0.1 only): that address refuses.
+      a: { 'multi.lab.test': ['127.0.0.2', '127.0.0.1'], 'next.lab.test': ['127.0.0.1'] },
+    });
+    const out = await activateWithDiscovery({
+      domain: 'lab.test',
+      dnsServer: d.server,
+      random: new SeededRandom(7),
+      timeoutMs: 5000,
+    });
+    expect(out.dnsServer).toBe(d.server);
+    expect(out.records.map((r) => [r.target, r.addresses])).toEqual([
+      ['multi.lab.test', ['127.0.0.2', '127.0.0.1']],
+      ['next.lab.test', ['127.0.0.1']],
+    ]);
+    expect(out.attempts.map((a) => [a.target, a.host, a.port, a.error?.code ?? 'ok'])).toEqual([
+      ['multi.lab.test', '127.0.0.2', live.port, 'CONNECTION_REFUSED'],
+      ['multi.lab.test', '127.0.0.1', live.port, 'ok'],
+    ]);
+    expect([out.host, out.port]).toEqual(['127.0.0.1', live.port]);
+    expect(out.results[0]).toMatchObject({ host: '127.0.0.1', port: live.port, activated: true });
+    expect(live.received).toHaveLength(1);
+    expect(next.received).toHaveLength(0);
+  });
+
+  it('tries the AAAA addresses of a target too, then fails over to the next target', async () => {
+    const live = await kmsHost();
+    const d = await dualDns({
+      srv: [
+        { priority: 0, weight: 0, port: live.port, target: 'dual.lab.test' },
+        { priority: 1, weight: 0, port: live.port, target: 'v4.lab.test' },
+      ],
+      // 127.0.0.2 and ::1 both refuse: the host listens on 127.0.0.1 only.
+      a: { 'dual.lab.test': ['127.0.0.2'], 'v4.lab.test': ['127.0.0.1'] },
+      aaaa: { 'dual.lab.test': ['::1'] },
+    });
+    const out = await activateWithDiscovery({
+      domain: 'lab.test',
+      dnsServer: d.server,
+      random: new SeededRandom(3),
+      timeoutMs: 5000,
+    });
+    expect(out.attempts.map((a) => [a.target, a.host, a.error?.code ?? 'ok'])).toEqual([
+      ['dual.lab.test', '127.0.0.2', 'CONNECTION_REFUSED'],
+      ['dual.lab.test', '::1', 'CONNECTION_REFUSED'],
+      ['v4.lab.test', '127.0.0.1', 'ok'],
+    ]);
+    expect(out.results[0]).toMatchObject({ host: '127.0.0.1', activated: true });
+  });
+
+  it('a target the DNS server has no address for goes to the system resolver (all its addresses)', async () => {
+    const live = await kmsHost();
+    const d = await dns({
+      srv: { [SRV]: [{ priority: 0, weight: 0, port: live.port, target: 'localhost' }] },
+    });
+    const out = await activateWithDiscovery({
+      domain: 'lab.test',
+      dnsServer: d.server,
+      random: new SeededRandom(4),
+      timeoutMs: 5000,
+    });
+    expect(out.records[0]!.addresses).toBeUndefined();
+    expect(d.queries.map((q) => `${q.type} ${q.name}`)).toEqual([
+      `SRV ${SRV}`,
+      'A localhost',
+      'AAAA localhost',
+    ]);
+    // What this machine's resolver gives for localhost, in its order, up to 127.0.0.1 (the listener).
+    const system = [...new Set((await lookup('localhost', { all: true })).map((a) => a.address))];
+    const upTo = system.slice(0, system.indexOf('127.0.0.1') + 1);
+    expect(upTo).toContain('127.0.0.1');
+    expect(out.attempts.map((a) => [a.host, a.error ? 'refused' : 'ok'])).toEqual(
+      upTo.map((ip) => [ip, ip === '127.0.0.1' ? 'ok' : 'refused']),
+    );
+    expect(out.results[0]).toMatchObject({ host: '127.0.0.1', port: live.port, activated: true });
+  });
+
+  it.each([
+    ['an error HRESULT', { hresult: 0xc004f042 }, { hresult: 0xc004f042, activated: false }],
+    ['a failed check', { tamper: 'mac' as const }, { error: { kind: 'verification', code: 'BAD_MAC' } }],
+  ])('%s from a host that bound is its result: no failover', async (_what, hostOpts, want) => {
+    const bad = await miniHost(hostOpts);
+    cleanup.push(() => bad.close());
+    const good = await kmsHost();
+    const d = await dns({
+      srv: {
+        [SRV]: [
+          { priority: 0, weight: 0, port: bad.port, target: 'bad.lab.test' },
+          { priority: 1, weight: 0, port: good.port, target: 'good.lab.test' },
+        ],
+      },
+      a: { 'bad.lab.test': ['127.0.0.1', '127.0.0.2'], 'good.lab.test': ['127.0.0.1'] },
+    });
+    const out = await activateWithDiscovery({
+      domain: 'lab.test',
+      dnsServer: d.server,
+      protocol: 4,
+      random: new SeededRandom(5),
+      timeoutMs: 5000,
+    });
+    expect(out.attempts.map((a) => [a.target, a.error?.code ?? 'ok'])).toEqual([['bad.lab.test', 'ok']]);
+    expect(out.port).toBe(bad.port);
+    expect(out.results[0]).toMatchObject(want);
+    expect(bad.received).toHaveLength(1);
+    expect(good.received).toHaveLength(0);
   });
 
   it('no target answers → one failure with 0xC004F074 listing the attempts', async () => {
