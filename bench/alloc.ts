@@ -14,7 +14,7 @@ import { encodeRequest } from '../src/kms/envelope.js';
 import { wrapRequestStub } from '../src/kms/stub.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { fileTimeFromMs } from '../src/wire/filetime.js';
-import { NIL_GUID } from '../src/wire/guid.js';
+import { benchRequestBody } from './common.js';
 
 const catalog = defaultCatalog();
 const sku = catalog.findSku('Windows 10/11 Enterprise');
@@ -25,21 +25,13 @@ const rc = random.fork('client');
 const stubs: Uint8Array[] = [];
 for (let i = 0; i < 256; i++) {
   const { message } = encodeRequest(
-    {
-      minorVersion: 0,
-      majorVersion: 6,
-      vmInfo: 0,
-      licenseStatus: 2,
-      bindingExpiration: 43_200,
-      applicationId: sku.applicationId,
-      skuId: sku.id,
-      kmsId: sku.kmsId,
-      cmid: randomGuid(rc),
-      requiredClientCount: 25,
-      clientTime: fileTimeFromMs(clock.now()),
-      previousCmid: NIL_GUID,
-      workstation: `DESKTOP-${i.toString(36).toUpperCase().padStart(7, '0')}`,
-    },
+    benchRequestBody(
+      sku,
+      6,
+      randomGuid(rc),
+      fileTimeFromMs(clock.now()),
+      `DESKTOP-${i.toString(36).toUpperCase().padStart(7, '0')}`,
+    ),
     { random: (n) => rc.bytes(n) },
   );
   stubs.push(wrapRequestStub(message, 'ndr32'));

@@ -21,10 +21,10 @@ import type { KmsRequestBody, KmsResponseBody, KmsVersion, RequestContext } from
 import { unwrapResponseStub, wrapRequestStub } from '../src/kms/stub.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { fileTimeFromMs } from '../src/wire/filetime.js';
-import { NIL_GUID } from '../src/wire/guid.js';
 import {
   type BenchRow,
   type BenchSection,
+  benchRequestBody,
   isMain,
   num,
   parseArgs,
@@ -58,21 +58,13 @@ export async function runCodecBench(opts: CodecBenchOptions = {}): Promise<Bench
     const stubs: Uint8Array[] = [];
     const rc = random.fork('client');
     for (let i = 0; i < DISTINCT; i++) {
-      const body: KmsRequestBody = {
-        minorVersion: 0,
-        majorVersion: v,
-        vmInfo: 0,
-        licenseStatus: 2,
-        bindingExpiration: 43_200,
-        applicationId: sku.applicationId,
-        skuId: sku.id,
-        kmsId: sku.kmsId,
-        cmid: randomGuid(rc),
-        requiredClientCount: 25,
-        clientTime: fileTimeFromMs(clock.now()),
-        previousCmid: NIL_GUID,
-        workstation: `DESKTOP-${i.toString(36).toUpperCase().padStart(7, '0')}`,
-      };
+      const body = benchRequestBody(
+        sku,
+        v,
+        randomGuid(rc),
+        fileTimeFromMs(clock.now()),
+        `DESKTOP-${i.toString(36).toUpperCase().padStart(7, '0')}`,
+      );
       const { message, context } = encodeRequest(body, { random: (n) => rc.bytes(n) });
       bodies.push(body);
       messages.push(message);

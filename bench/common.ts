@@ -1,6 +1,10 @@
 /** Shared bench plumbing: timed loops (wall and CPU), a machine description, the table printer. */
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
+import type { Sku } from '../src/catalog/products.js';
+import type { KmsRequestBody, KmsVersion } from '../src/kms/messages.js';
+import type { FileTime } from '../src/wire/filetime.js';
+import { type Guid, NIL_GUID } from '../src/wire/guid.js';
 
 export interface BenchRow {
   metric: string;
@@ -129,4 +133,30 @@ export async function runStandalone(name: string, run: () => Promise<BenchSectio
   process.stdout.write(
     `${JSON.stringify({ bench: 'kmslab', machine: machine(), results: { [name]: s.data } })}\n`,
   );
+}
+
+/** A genuine-looking request body for `sku` (license status 2, 30 days left, N from the caller). */
+export function benchRequestBody(
+  sku: Sku,
+  version: KmsVersion,
+  cmid: Guid,
+  clientTime: FileTime,
+  workstation: string,
+  requiredClientCount = 25,
+): KmsRequestBody {
+  return {
+    minorVersion: 0,
+    majorVersion: version,
+    vmInfo: 0,
+    licenseStatus: 2,
+    bindingExpiration: 43_200,
+    applicationId: sku.applicationId,
+    skuId: sku.id,
+    kmsId: sku.kmsId,
+    cmid,
+    requiredClientCount,
+    clientTime,
+    previousCmid: NIL_GUID,
+    workstation,
+  };
 }

@@ -41,8 +41,16 @@ import { encodePdu } from '../src/rpc/encode.js';
 import { btfnTransferSyntax, type PresentationContext, transferSyntax } from '../src/rpc/pdu.js';
 import { type HostRuntime, startHostRuntime } from '../src/server/runtime.js';
 import { fileTimeFromMs } from '../src/wire/filetime.js';
-import { NIL_GUID } from '../src/wire/guid.js';
-import { type BenchRow, type BenchSection, isMain, num, parseArgs, rssMB, runStandalone } from './common.js';
+import {
+  type BenchRow,
+  type BenchSection,
+  benchRequestBody,
+  isMain,
+  num,
+  parseArgs,
+  rssMB,
+  runStandalone,
+} from './common.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const DISTINCT = 64;
@@ -103,21 +111,7 @@ function buildConversations(n: number, startMs: number): Conversation[] {
   const out: Conversation[] = [];
   for (let i = 0; i < n; i++) {
     const { message, context } = encodeRequest(
-      {
-        minorVersion: 0,
-        majorVersion: 6,
-        vmInfo: 0,
-        licenseStatus: 2,
-        bindingExpiration: 43_200,
-        applicationId: sku.applicationId,
-        skuId: sku.id,
-        kmsId: sku.kmsId,
-        cmid: randomGuid(r),
-        requiredClientCount: 25,
-        clientTime: fileTimeFromMs(startMs),
-        previousCmid: NIL_GUID,
-        workstation: `LOAD-${String(i).padStart(4, '0')}`,
-      },
+      benchRequestBody(sku, 6, randomGuid(r), fileTimeFromMs(startMs), `LOAD-${String(i).padStart(4, '0')}`),
       { random: (k) => r.bytes(k) },
     );
     const stub = wrapRequestStub(message, 'ndr32');
