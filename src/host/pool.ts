@@ -35,9 +35,11 @@ Object.freeze(NONE);
  * even for CMIDs seen in the same millisecond (common with a manual clock).
  */
 export function compareClients(a: PoolClient, b: PoolClient): number {
-  return (
-    a.lastSeen - b.lastSeen || a.firstSeen - b.firstSeen || (a.cmid < b.cmid ? -1 : a.cmid > b.cmid ? 1 : 0)
-  );
+  // Comparisons, not subtractions: ms timestamps are doubles, and a difference would be boxed on the
+  // eviction scan, which calls this once per entry.
+  if (a.lastSeen !== b.lastSeen) return a.lastSeen < b.lastSeen ? -1 : 1;
+  if (a.firstSeen !== b.firstSeen) return a.firstSeen < b.firstSeen ? -1 : 1;
+  return a.cmid < b.cmid ? -1 : a.cmid > b.cmid ? 1 : 0;
 }
 
 /**
@@ -164,21 +166,9 @@ export class CountPool {
 
   /** The eviction victim's position: the first entry in `compareClients` order. */
   private oldestIndex(): number {
-    // compareClients spelled out with comparisons only: its subtractions of ms timestamps (doubles,
-    // not small integers) would box a number per entry on this path, taken by every eviction.
     const all = this.entries;
     let best = 0;
-    for (let i = 1; i < all.length; i++) {
-      const c = all[i]!;
-      const b = all[best]!;
-      if (
-        c.lastSeen < b.lastSeen ||
-        (c.lastSeen === b.lastSeen &&
-          (c.firstSeen < b.firstSeen || (c.firstSeen === b.firstSeen && c.cmid < b.cmid)))
-      ) {
-        best = i;
-      }
-    }
+    for (let i = 1; i < all.length; i++) if (compareClients(all[i]!, all[best]!) < 0) best = i;
     return best;
   }
 
