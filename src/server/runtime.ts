@@ -8,7 +8,7 @@ import type { IdentityOptions } from '../host/identity.js';
 import type { HostPolicy } from '../host/policy.js';
 import { SeededRandom } from '../host/random.js';
 import { HEALTH_CHECK_CMID, KmsService } from '../host/service.js';
-import { MemoryStore } from '../store/memory.js';
+import { openMemoryStore } from '../store/memory.js';
 import type { Store, StoreOptions } from '../store/store.js';
 import type { createControlApi } from './control-api.js';
 import type { HostMetrics } from './metrics.js';
@@ -83,9 +83,7 @@ async function loadControlModules(observability: boolean) {
  * only for a file store; the memory store is what openStore('memory') gives.
  */
 async function openRuntimeStore(spec: string, opts: StoreOptions): Promise<Store> {
-  if (spec === 'memory' || spec === ':memory:') {
-    return new MemoryStore(opts.historyLimit !== undefined ? { maxHistory: opts.historyLimit } : {});
-  }
+  if (spec === 'memory' || spec === ':memory:') return openMemoryStore(opts);
   const { openStore } = await import('../store/store.js');
   return openStore(spec, opts);
 }

@@ -1,6 +1,14 @@
 /** The ephemeral store: plain maps and an array, same semantics as SqliteStore. Nothing survives the process. */
 import { checkHistoryQuery, checkMeta, comparePoolEntries, StoreClosedError } from './common.js';
-import type { HistoryQuery, HistoryRecord, PoolEntry, Store, StoreChange, StoreSnapshot } from './store.js';
+import type {
+  HistoryQuery,
+  HistoryRecord,
+  PoolEntry,
+  Store,
+  StoreChange,
+  StoreOptions,
+  StoreSnapshot,
+} from './store.js';
 
 function copyRecord(r: HistoryRecord, seq: number): HistoryRecord {
   const out: HistoryRecord = {
@@ -46,6 +54,11 @@ function copyEntry(e: PoolEntry): PoolEntry {
  * small. `serve --history-limit N` / StoreOptions.historyLimit changes it.
  */
 export const DEFAULT_MAX_HISTORY = 10_000;
+
+/** A MemoryStore for StoreOptions (only `historyLimit` applies to it). */
+export function openMemoryStore(opts: StoreOptions = {}): MemoryStore {
+  return new MemoryStore(opts.historyLimit !== undefined ? { maxHistory: opts.historyLimit } : {});
+}
 
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const;

@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { MemoryStore } from './memory.js';
+import { openMemoryStore } from './memory.js';
 import { SqliteStore } from './sqlite.js';
 
 /** One CMID in one application's count pool. Times are ms since the Unix epoch. */
@@ -135,12 +135,8 @@ export const DEFAULT_STORE_PATH = 'data/kmslab.sqlite';
  * to the working directory) for a SqliteStore, whose parent directory is created if missing. A file
  * literally named `memory` must be spelled `./memory`.
  */
-function memoryStore(opts: StoreOptions): MemoryStore {
-  return new MemoryStore(opts.historyLimit !== undefined ? { maxHistory: opts.historyLimit } : {});
-}
-
 export function openStore(spec: 'memory' | string, opts: StoreOptions = {}): Store {
-  if (spec === 'memory' || spec === ':memory:') return memoryStore(opts);
+  if (spec === 'memory' || spec === ':memory:') return openMemoryStore(opts);
   if (spec.trim() === '')
     throw new Error('openStore: empty store path (use "memory" for an ephemeral store)');
   const file = path.resolve(spec);
