@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { startLabHost } from '../../../src/harness/lab-host.js';
 import { startHostRuntime } from '../../../src/server/runtime.js';
 import { DEFAULT_MAX_HISTORY, MemoryStore } from '../../../src/store/memory.js';
 import { openStore } from '../../../src/store/store.js';
@@ -34,6 +35,14 @@ describe('memory store keeps its history bounded', () => {
       expect((rt.store as MemoryStore).maxHistory).toBe(7);
     } finally {
       await rt.close();
+    }
+    const lab = await startLabHost({ seed: 1, runtime: { historyLimit: 3 } });
+    try {
+      for (let i = 0; i < 40; i++) await lab.activate({ product: 'Windows 10 Enterprise' });
+      expect(lab.history().length).toBeLessThanOrEqual(3);
+      expect(lab.history().at(-1)!.seq).toBe(40);
+    } finally {
+      await lab.close();
     }
     expect(() => new MemoryStore({ maxHistory: 0 })).toThrow(/at least 1/);
     expect(() => new MemoryStore({ maxHistory: 2.5 })).toThrow(/whole number/);
