@@ -4,6 +4,7 @@
  * dns-record-run.ts, loaded when the command runs (it needs server/dns.js and with it dns-packet).
  */
 import type { Command } from 'commander';
+import { DEFAULT_DNS_TTL } from '../defaults.js';
 import type { DnsRecordFlags } from './dns-record-run.js';
 
 export type {
@@ -12,9 +13,6 @@ export type {
   DnsRecordFormat,
   DnsRecordOptions,
 } from './dns-record-run.js';
-
-/** server/dns.ts's DEFAULT_DNS_TTL, spelled out for the help text (test/unit/server/dns.test.ts checks it). */
-const DEFAULT_DNS_TTL = 600;
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 

@@ -3,6 +3,7 @@
  * loaded only when the command runs.
  */
 import type { Command } from 'commander';
+import { DEFAULT_FLEET_PRODUCTS } from '../defaults.js';
 
 /** `kmslab fleet`: flags as parsed by commander. */
 export interface FleetFlags {
@@ -24,13 +25,6 @@ export interface FleetFlags {
   keepHistory?: boolean;
   progress: boolean;
 }
-
-/** client/fleet.ts's DEFAULT_FLEET_PRODUCTS for the help text (test/unit/fleet/remote-cli.test.ts checks it). */
-const DEFAULT_FLEET_PRODUCTS = {
-  windows: 'Windows 10/11 Enterprise',
-  server: 'Windows Server 2022 Datacenter',
-  office: 'Office LTSC Professional Plus 2024',
-} as const;
 
 export function registerFleet(program: Command): void {
   program

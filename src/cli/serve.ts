@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { DEFAULT_STORE_PATH } from '../defaults.js';
 import { parseDuration } from '../host/clock.js';
 import { parseHwid } from '../host/identity.js';
 import { GENUINE_MAX_SKEW_MS, type HostPolicy } from '../host/policy.js';
@@ -21,12 +22,6 @@ import { scenarioServeConfig, startServeLab } from './scenario.js';
  * printer with --pretty, and, in server/runtime.ts, the control API with its metrics (prom-client)
  * with --control and better-sqlite3 for a file store.
  */
-
-/**
- * store/store.ts's DEFAULT_STORE_PATH, spelled out so that this module (and the help text) does not
- * load the SQLite store; test/unit/cli/serve-options.test.ts checks that the two agree.
- */
-const DEFAULT_STORE_PATH = 'data/kmslab.sqlite';
 
 /** `kmslab serve`: flags and config-file keys are the same (camelCase of the flag). */
 export interface ServeConfig {

@@ -14,6 +14,7 @@
  *   product class, requests and errors. fleet-output.ts renders it as CSV and SVG.
  */
 import { type Catalog, defaultCatalog } from '../catalog/products.js';
+import { DEFAULT_FLEET_PRODUCTS as FLEET_PRODUCTS } from '../defaults.js';
 import { DAY, MINUTE } from '../host/clock.js';
 import { randomGuid, SeededRandom } from '../host/random.js';
 import { hresultHex } from '../kms/hresult.js';
@@ -25,11 +26,7 @@ export type MachineKind = 'windows' | 'server' | 'office';
 export const MACHINE_KINDS: readonly MachineKind[] = ['windows', 'server', 'office'];
 
 /** Realistic defaults: N_Policy 25 (Windows client), 5 (Windows Server), 5 (Office), all KMS V6. */
-export const DEFAULT_FLEET_PRODUCTS: Readonly<Record<MachineKind, string>> = {
-  windows: 'Windows 10/11 Enterprise',
-  server: 'Windows Server 2022 Datacenter',
-  office: 'Office LTSC Professional Plus 2024',
-};
+export const DEFAULT_FLEET_PRODUCTS: Readonly<Record<MachineKind, string>> = FLEET_PRODUCTS;
 
 /** A client's activation stays valid this long after its last successful answer (spec f.6). */
 export const ACTIVATION_VALIDITY_MS = 180 * DAY;

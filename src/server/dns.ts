@@ -3,6 +3,7 @@ import net from 'node:net';
 import os from 'node:os';
 import dnsPacket from 'dns-packet';
 import type { Logger } from 'pino';
+import { DEFAULT_DNS_TTL } from '../defaults.js';
 import type { ListenAddress } from './tcp.js';
 
 /**
@@ -53,7 +54,7 @@ export interface DnsZone {
   targets: Required<DnsTarget>[];
 }
 
-export const DEFAULT_DNS_TTL = 600;
+export { DEFAULT_DNS_TTL };
 export const MAX_UDP_SIZE = 512;
 /** Largest EDNS0 UDP payload we honour (RFC 6891 suggests 4096 at most; DNS flag day 2020: 1232). */
 export const MAX_EDNS_UDP_SIZE = 4096;

@@ -127,8 +127,7 @@ export interface StoreOptions {
   historyLimit?: number;
 }
 
-/** Default database file, relative to the working directory; its directory is created if missing. */
-export const DEFAULT_STORE_PATH = 'data/kmslab.sqlite';
+export { DEFAULT_STORE_PATH } from '../defaults.js';
 
 /**
  * `'memory'` (or `':memory:'`) gives an ephemeral MemoryStore; anything else is a file path (relative

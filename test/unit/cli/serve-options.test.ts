@@ -8,7 +8,7 @@ describe('kmslab serve flags → host options', () => {
     const o = buildRuntimeOptions({});
     expect(o.listen).toEqual([{ host: '127.0.0.1', port: 1688 }]);
     expect(o.store).toBe('data/kmslab.sqlite');
-    // serve spells the default out (importing it would load better-sqlite3): the store agrees.
+    // The one default (src/defaults.ts) that serve's help and the store both use.
     expect(o.store).toBe(DEFAULT_STORE_PATH);
     expect(o.clock).toBe('system');
     expect(o.policy).toEqual({});

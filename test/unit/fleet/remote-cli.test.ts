@@ -96,7 +96,7 @@ describe('remote fleet', () => {
 });
 
 describe('kmslab fleet', () => {
-  it("names the fleet's default products in its help (spelled out there, not imported)", () => {
+  it("names the fleet's default products in its help (both from src/defaults.ts)", () => {
     const fleet = program().commands.find((c) => c.name() === 'fleet')!;
     const help = (flag: string) => fleet.options.find((o) => o.long === flag)!.description;
     expect(help('--windows')).toContain(`(${DEFAULT_FLEET_PRODUCTS.windows}, N_Policy 25)`);

@@ -350,7 +350,7 @@ describe('kmslab dns-record', () => {
     return out;
   }
 
-  it("defaults --ttl to the responder's TTL (spelled out in the command, not imported)", () => {
+  it("defaults --ttl to the responder's TTL (both from src/defaults.ts)", () => {
     const program = new Command();
     registerDnsRecord(program);
     const ttl = program.commands[0]!.options.find((o) => o.long === '--ttl')!;
