@@ -521,6 +521,35 @@ function verificationError(code: string, message: string, field?: string): KmsCl
   return new KmsClientError('verification', code, message, { field });
 }
 
+/**
+ * A request's result before (or without) a host's answer: nothing from a host, HRESULT 0xC004F074.
+ * The client fills it in as the exchange goes; discovery returns it when no host answered.
+ */
+export function unansweredResult(
+  product: ResolvedProduct,
+  cmid: Guid,
+  host: string,
+  port: number,
+): ActivationResult {
+  return {
+    protocol: product.protocol,
+    host,
+    port,
+    epid: null,
+    hwid: null,
+    count: null,
+    requiredCount: product.requiredCount,
+    activationInterval: null,
+    renewalInterval: null,
+    activated: false,
+    hresult: HResult.NO_KMS,
+    hresultText: hresultText(HResult.NO_KMS),
+    cmid,
+    ndr: null,
+    callId: null,
+  };
+}
+
 export class KmsClient {
   readonly host: string;
   readonly port: number;
@@ -683,23 +712,7 @@ export class KmsClient {
   }
 
   private baseResult(): ActivationResult {
-    return {
-      protocol: this.product.protocol,
-      host: this.host,
-      port: this.port,
-      epid: null,
-      hwid: null,
-      count: null,
-      requiredCount: this.product.requiredCount,
-      activationInterval: null,
-      renewalInterval: null,
-      activated: false,
-      hresult: HResult.NO_KMS,
-      hresultText: hresultText(HResult.NO_KMS),
-      cmid: this.cmid,
-      ndr: null,
-      callId: null,
-    };
+    return unansweredResult(this.product, this.cmid, this.host, this.port);
   }
 
   /**

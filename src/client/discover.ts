@@ -12,7 +12,6 @@ import { readFileSync } from 'node:fs';
 import { isIP, connect as netConnect } from 'node:net';
 import dnsPacket from 'dns-packet';
 import { type Random, randomGuid } from '../host/random.js';
-import { HResult, hresultText } from '../kms/hresult.js';
 import { ProtocolError } from '../wire/errors.js';
 import { parseGuid } from '../wire/guid.js';
 import {
@@ -27,6 +26,7 @@ import {
   KmsClientError,
   parseHostPort,
   resolveProduct,
+  unansweredResult,
 } from './client.js';
 
 export const DNS_PORT = 53;
@@ -423,24 +423,7 @@ export async function activateWithDiscovery(opts: DiscoveryActivateOptions): Pro
   };
   const failAll = (message: string, code: string): DiscoveryOutcome => {
     outcome.results = [
-      {
-        protocol: product.protocol,
-        host: '',
-        port: 0,
-        epid: null,
-        hwid: null,
-        count: null,
-        requiredCount: product.requiredCount,
-        activationInterval: null,
-        renewalInterval: null,
-        activated: false,
-        hresult: HResult.NO_KMS,
-        hresultText: hresultText(HResult.NO_KMS),
-        cmid,
-        ndr: null,
-        callId: null,
-        error: { kind: 'transport', code, message },
-      },
+      { ...unansweredResult(product, cmid, '', 0), error: { kind: 'transport', code, message } },
     ];
     return outcome;
   };
