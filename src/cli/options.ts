@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { INPUT_LIMITS, readTextBounded } from '../bounded-read.js';
 import { formatHostPort as formatAddress, parseHostPort as parseAddress } from '../client/client.js';
 import { parseDuration } from '../host/clock.js';
 import type { ListenAddress } from '../server/tcp.js';
@@ -34,7 +34,7 @@ export function parseIntStrict(s: string | number, what: string, min = 0): numbe
 
 /** Reads a JSON (or YAML, by extension) config file whose keys are the flags' camelCase names. */
 export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
-  const text = readFileSync(path, 'utf8');
+  const text = readTextBounded(path, INPUT_LIMITS.config, 'config file');
   if (/\.ya?ml$/i.test(path)) {
     const { parse } = await import('yaml');
     return (parse(text) ?? {}) as Record<string, unknown>;

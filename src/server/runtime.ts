@@ -11,6 +11,7 @@ import { HEALTH_CHECK_CMID, KmsService } from '../host/service.js';
 import { openMemoryStore } from '../store/memory.js';
 import type { Store, StoreOptions } from '../store/store.js';
 import type { createControlApi } from './control-api.js';
+import { isLoopbackAddress } from './control-guard.js';
 import type { HostMetrics } from './metrics.js';
 import { KmsServer, type ListenAddress, type ServerHooks, type ServerLimits } from './tcp.js';
 
@@ -34,6 +35,13 @@ export interface HostRuntimeOptions {
   /** Port string the bind_ack advertises (default: the listening port); see ServerOptions. */
   secondaryAddress?: string;
   control?: ListenAddress;
+  /**
+   * Bearer token the control API requires on every request (but the dashboard's static files). A
+   * control address that is not loopback refuses to start without one (docs/robustness.md).
+   */
+  controlToken?: string;
+  /** Host names the control API answers besides loopback names and IP literals (a reverse proxy's). */
+  controlHostAllow?: string[];
   logger?: Logger;
   /** Extra control routes (faults, metrics, dashboard). */
   extraRoutes?: Parameters<typeof createControlApi>[0]['extraRoutes'];
@@ -75,6 +83,7 @@ async function loadControlModules(observability: boolean) {
     createControlApi: api.createControlApi,
     createMetrics: metrics?.createMetrics ?? null,
     dashboardRoute: dashboard?.dashboardRoute ?? null,
+    publicPaths: dashboard?.DASHBOARD_PUBLIC_PATHS ?? new Set<string>(),
   };
 }
 
@@ -89,6 +98,12 @@ async function openRuntimeStore(spec: string, opts: StoreOptions): Promise<Store
 }
 
 export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<HostRuntime> {
+  if (opts.control && !opts.controlToken && !isLoopbackAddress(opts.control.host)) {
+    throw new RangeError(
+      `control API on ${opts.control.host}:${opts.control.port} is not loopback: anyone who can reach it could reset the host; ` +
+        'give it a token (--control-token FILE or KMSLAB_CONTROL_TOKEN) or keep it on 127.0.0.1',
+    );
+  }
   const controlModules = opts.control ? await loadControlModules(opts.observability !== false) : null;
   const logger = opts.logger ?? pino({ level: 'silent' });
   const seed = String(opts.seed ?? randomBytes(6).readUIntBE(0, 6));
@@ -135,10 +150,13 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
   let control: HostRuntime['control'] = null;
   if (opts.control && controlModules) {
     const first = addresses[0]!;
-    const { createControlApi, dashboardRoute } = controlModules;
+    const { createControlApi, dashboardRoute, publicPaths } = controlModules;
     const api = createControlApi({
       service,
       logger,
+      token: opts.controlToken ?? null,
+      allowHosts: opts.controlHostAllow ?? [],
+      publicPaths,
       extraRoutes: [
         ...(opts.extraRoutes ?? []),
         ...(metrics && dashboardRoute ? [metrics.route, dashboardRoute({ catalog: opts.catalog })] : []),
