@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { INPUT_LIMITS, readTextBounded } from '../bounded-read.js';
 import { DEFAULT_STORE_PATH } from '../defaults.js';
 import { parseDuration } from '../host/clock.js';
 import { parseHwid } from '../host/identity.js';
@@ -33,6 +34,11 @@ export interface ServeConfig {
   store?: string;
   durability?: 'normal' | 'full';
   historyLimit?: string | number;
+  historyDays?: string | number;
+  moveDamagedStore?: boolean;
+  /** File holding the control API's bearer token, or `-` for stdin (also KMSLAB_CONTROL_TOKEN). */
+  controlToken?: string;
+  controlHostAllow?: string[];
   clock?: 'system' | 'manual';
   seed?: string | number;
   control?: string;
@@ -90,6 +96,9 @@ export function buildRuntimeOptions(c: ServeConfig): HostRuntimeOptions {
     ...(c.historyLimit !== undefined
       ? { historyLimit: parseIntStrict(c.historyLimit, 'historyLimit', 1) }
       : {}),
+    ...(c.historyDays !== undefined ? { historyDays: parseIntStrict(c.historyDays, 'historyDays', 1) } : {}),
+    ...(c.moveDamagedStore ? { moveDamagedStore: true } : {}),
+    ...(c.controlHostAllow?.length ? { controlHostAllow: c.controlHostAllow } : {}),
     clock: c.clock ?? 'system',
     policy,
     identity: {
@@ -127,6 +136,8 @@ export function buildRuntimeOptions(c: ServeConfig): HostRuntimeOptions {
   };
   if (c.seed !== undefined) opts.seed = c.seed;
   if (c.control) opts.control = parseHostPort(c.control, 8688);
+  const token = readControlToken(c.controlToken);
+  if (token) opts.controlToken = token;
   return opts;
 }
 
@@ -144,13 +155,21 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
       '--durability <normal|full>',
       'SQLite synchronous mode: normal survives process crashes, full also power loss',
     )
-    .option(
-      '--history-limit <n>',
-      'memory store: activation history rows kept, the newest (default 10000); SQLite keeps all',
-    )
+    .option('--history-limit <n>', 'history rows kept, the newest (default 1000000; memory store 10000)')
+    .option('--history-days <n>', 'SQLite store: prune history rows older than this, host clock (default 90)')
+    .option('--move-damaged-store', 'move a damaged store file aside (never deleted) and start an empty one')
     .option('--clock <system|manual>', 'time source; manual moves only through the control API')
     .option('--seed <n>', 'seed for ePIDs, HwId and random values (deterministic runs)')
     .option('--control <host:port>', 'serve the HTTP control API here (loopback by default)')
+    .option(
+      '--control-token <file|->',
+      'require this bearer token on the control API (or KMSLAB_CONTROL_TOKEN)',
+    )
+    .option(
+      '--control-host-allow <name>',
+      'a Host name the control API answers (a proxy); repeatable',
+      collect,
+    )
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
     .option('--pretty', 'human-readable logs instead of JSON lines')
     .option('--config <file>', 'JSON (or YAML) file whose keys are these flags in camelCase')
@@ -254,7 +273,7 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
           ...(scenario ? { scenario: scenario.name, faults: lab?.getFaults().length ?? 0 } : {}),
           ...(c.record ? { record: c.record } : {}),
         },
-        `kmslab KMS host (a lab emulator) listening on ${where}${loopbackOnly ? ' — loopback only; use --listen 0.0.0.0:1688 to serve other machines' : ''}`,
+        `kmslab KMS host (a lab emulator): KMS on ${where}${loopbackOnly ? ' (loopback only; use --listen 0.0.0.0:1688 to serve other machines)' : ''}${controlLine(rt, Boolean(opts.controlToken))}`,
       );
       onStarted?.(rt);
       let stopping = false;
@@ -273,6 +292,30 @@ export function registerServe(program: Command, onStarted?: (rt: HostRuntime) =>
       process.once('SIGINT', () => void stop('SIGINT'));
       process.once('SIGTERM', () => void stop('SIGTERM'));
     });
+}
+
+/** The start line's part about the control listener: where, what it serves, how it is guarded. */
+function controlLine(rt: HostRuntime, token: boolean): string {
+  if (!rt.control) return '; no control API';
+  const at = `http://${formatHostPort(rt.control.address)}/`;
+  const guard = token
+    ? 'every request needs the bearer token'
+    : 'loopback only, no token, mutations need Content-Type: application/json';
+  return `; control API, dashboard and /metrics on ${at} (${guard})`;
+}
+
+/** The control token from `--control-token FILE|-` or KMSLAB_CONTROL_TOKEN; null when neither. */
+export function readControlToken(file: string | undefined, env = process.env): string | null {
+  const where = file === undefined ? 'KMSLAB_CONTROL_TOKEN' : file === '-' ? 'stdin' : file;
+  const raw =
+    file !== undefined
+      ? readTextBounded(file, INPUT_LIMITS.token, 'token file')
+      : env['KMSLAB_CONTROL_TOKEN'] || undefined;
+  if (raw === undefined) return null;
+  const token = raw.trim();
+  if (!/^[\x21-\x7e]{16,}$/.test(token))
+    throw new RangeError(`control token from ${where}: at least 16 printable characters, no spaces`);
+  return token;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -9,9 +9,11 @@ import type { HostPolicy } from '../host/policy.js';
 import { SeededRandom } from '../host/random.js';
 import { HEALTH_CHECK_CMID, KmsService } from '../host/service.js';
 import { openMemoryStore } from '../store/memory.js';
+import type { SqliteStore } from '../store/sqlite.js';
 import type { Store, StoreOptions } from '../store/store.js';
 import type { createControlApi } from './control-api.js';
 import { isLoopbackAddress } from './control-guard.js';
+import type { HistoryPruner } from './history-pruner.js';
 import type { HostMetrics } from './metrics.js';
 import { KmsServer, type ListenAddress, type ServerHooks, type ServerLimits } from './tcp.js';
 
@@ -21,8 +23,15 @@ export interface HostRuntimeOptions {
   /** 'memory', a file path, or an opened Store. */
   store?: 'memory' | string | Store;
   durability?: 'normal' | 'full';
-  /** Memory store only: history rows kept (default 10,000; see StoreOptions.historyLimit). */
+  /**
+   * History rows kept, the newest: memory store default 10,000 (StoreOptions.historyLimit), SQLite
+   * default 1,000,000 (src/store/prune.ts DEFAULT_RETENTION).
+   */
   historyLimit?: number;
+  /** SQLite store: history rows older than this many days (host clock) are pruned; default 90. */
+  historyDays?: number;
+  /** SQLite store: move a damaged store file aside and start an empty one instead of refusing. */
+  moveDamagedStore?: boolean;
   clock?: 'system' | 'manual' | Clock;
   /** Seed for ePIDs, HwId, assoc groups and response random values; random when absent. */
   seed?: number | string;
@@ -64,6 +73,8 @@ export interface HostRuntime {
   control: { server: http.Server; address: ListenAddress } | null;
   /** This host's Prometheus metrics (own registry), when it has a control port. */
   metrics: HostMetrics | null;
+  /** History retention of a SQLite store (null for the memory store, which bounds itself). */
+  pruner: HistoryPruner | null;
   close(): Promise<void>;
 }
 
@@ -97,6 +108,25 @@ async function openRuntimeStore(spec: string, opts: StoreOptions): Promise<Store
   return openStore(spec, opts);
 }
 
+/** Retention of a SQLite store's history: `historyLimit` rows or `historyDays` days (defaults 1,000,000 / 90). */
+async function startPruner(
+  store: Store,
+  clock: Clock,
+  logger: Logger,
+  opts: HostRuntimeOptions,
+): Promise<HistoryPruner> {
+  const [{ SqlitePruner, DEFAULT_RETENTION }, { HistoryPruner }] = await Promise.all([
+    import('../store/prune.js'),
+    import('./history-pruner.js'),
+  ]);
+  const policy = {
+    maxRows: opts.historyLimit ?? DEFAULT_RETENTION.maxRows,
+    maxAgeMs: opts.historyDays !== undefined ? opts.historyDays * 86_400_000 : DEFAULT_RETENTION.maxAgeMs,
+  };
+  const pruner = new SqlitePruner((store as SqliteStore).db);
+  return new HistoryPruner({ pruner, policy, clock, logger }).start();
+}
+
 export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<HostRuntime> {
   if (opts.control && !opts.controlToken && !isLoopbackAddress(opts.control.host)) {
     throw new RangeError(
@@ -120,7 +150,10 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
       : await openRuntimeStore(opts.store ?? 'memory', {
           durability: opts.durability ?? 'normal',
           ...(opts.historyLimit !== undefined ? { historyLimit: opts.historyLimit } : {}),
+          ...(opts.moveDamagedStore ? { moveDamaged: true } : {}),
+          onWarning: (message) => logger.warn({ store: opts.store }, message),
         });
+  const pruner = store.kind === 'sqlite' ? await startPruner(store, clock, logger, opts) : null;
   const service = new KmsService({
     clock,
     random: random.fork('host'),
@@ -129,6 +162,7 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
     policy: opts.policy,
     identity: opts.identity,
   });
+  if (pruner) service.onEvent(() => pruner.noteRow());
   const server = new KmsServer({
     listen: opts.listen ?? [DEFAULT_LISTEN],
     service,
@@ -144,6 +178,7 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
   try {
     addresses = await server.start();
   } catch (e) {
+    pruner?.stop();
     store.close();
     throw e;
   }
@@ -183,6 +218,7 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
     addresses,
     control,
     metrics,
+    pruner,
     async close() {
       if (closed) return;
       closed = true;
@@ -193,6 +229,7 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
       await server.close();
       metrics?.dispose();
       service.saveClock();
+      pruner?.stop();
       store.close();
     },
   };

@@ -34,3 +34,14 @@ export class StoreClosedError extends Error {
     super(`${kind} store is closed`);
   }
 }
+
+/**
+ * A SQLite error with the store file in its message (SQLite's own messages never name it); any other
+ * error (a RangeError for a bad query, StoreClosedError) as it is.
+ */
+export function nameStoreError(file: string, err: unknown): Error {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (!(err instanceof Error) || typeof code !== 'string' || !code.startsWith('SQLITE_')) return err as Error;
+  if (err.message.includes(file)) return err;
+  return Object.assign(new Error(`${file}: ${err.message}`, { cause: err }), { code });
+}

@@ -9,8 +9,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { openCheckedSqliteStore } from './integrity.js';
 import { openMemoryStore } from './memory.js';
-import { SqliteStore } from './sqlite.js';
 
 /** One CMID in one application's count pool. Times are ms since the Unix epoch. */
 export interface PoolEntry {
@@ -122,16 +122,22 @@ export interface StoreOptions {
   durability?: 'normal' | 'full';
   /**
    * Memory store only: activation history rows kept, the newest (default 10,000; older ones are let
-   * go, the pools are always complete). A SQLite store keeps the whole history in its file.
+   * go, the pools are always complete). A SQLite store's history is bounded by its retention
+   * (src/store/prune.ts, driven by the host runtime).
    */
   historyLimit?: number;
+  /** SQLite only: move a damaged store file aside (renamed, never deleted) and start an empty one. */
+  moveDamaged?: boolean;
+  /** SQLite only: told about what opening did that the operator should know (an empty file initialised). */
+  onWarning?: (message: string) => void;
 }
 
 export { DEFAULT_STORE_PATH } from '../defaults.js';
 
 /**
  * `'memory'` (or `':memory:'`) gives an ephemeral MemoryStore; anything else is a file path (relative
- * to the working directory) for a SqliteStore, whose parent directory is created if missing. A file
+ * to the working directory) for a SqliteStore, whose parent directory is created if missing, checked
+ * before use (src/store/integrity.ts: a damaged file is refused). A file
  * literally named `memory` must be spelled `./memory`.
  */
 export function openStore(spec: 'memory' | string, opts: StoreOptions = {}): Store {
@@ -140,5 +146,5 @@ export function openStore(spec: 'memory' | string, opts: StoreOptions = {}): Sto
     throw new Error('openStore: empty store path (use "memory" for an ephemeral store)');
   const file = path.resolve(spec);
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  return new SqliteStore(file, opts);
+  return openCheckedSqliteStore(file, opts);
 }

@@ -20,6 +20,12 @@ export const DASHBOARD_HTML = `<!doctype html>
     <div><dt>Hardware id</dt><dd id="hwid">…</dd></div>
   </dl>
   <p id="connection" class="connection" role="alert"></p>
+  <form id="login" class="login" hidden>
+    <label for="token">This host's control API needs its token (<code>--control-token</code>):</label>
+    <input id="token" name="token" type="password" autocomplete="current-password" required>
+    <button type="submit">Sign in</button>
+    <span id="login-why" class="note"></span>
+  </form>
 </header>
 <main>
   <section class="controls" aria-labelledby="controls-heading">
