@@ -14,6 +14,8 @@ export const INPUT_LIMITS = {
   scenario: 16 * MiB,
   transcript: 256 * MiB,
   token: 4096,
+  /** One NDJSON transcript record: a file with a longer line is refused as soon as it is read. */
+  transcriptLine: MiB,
 } as const;
 
 export class InputTooLargeError extends Error {
@@ -39,7 +41,14 @@ function formatBytes(n: number): string {
  * The file's bytes, at most `limit` of them (more is an InputTooLargeError naming the file and the
  * limit). `what` names the kind of file in the message ("scenario file"). `'-'` with `stdin` reads fd 0.
  */
-export function readFileBounded(file: string, limit: number, what: string): Buffer {
+export function readFileBounded(
+  file: string,
+  limit: number,
+  what: string,
+  opts: { maxLineBytes?: number } = {},
+): Buffer {
+  const maxLine = opts.maxLineBytes ?? Number.POSITIVE_INFINITY;
+  let lineLength = 0;
   const fd = file === '-' ? 0 : openSync(file, 'r');
   try {
     const st = fstatSync(fd);
@@ -59,6 +68,18 @@ export function readFileBounded(file: string, limit: number, what: string): Buff
       if (n === 0) break;
       total += n;
       if (total > limit) throw new InputTooLargeError(file, limit, what);
+      if (maxLine !== Number.POSITIVE_INFINITY) {
+        // Line-oriented formats (NDJSON) fail at the first overlong line, not after `limit` bytes.
+        const got = chunk.subarray(0, n);
+        let start = 0;
+        for (let i = got.indexOf(10); i !== -1; i = got.indexOf(10, i + 1)) {
+          if (lineLength + i - start > maxLine) break;
+          lineLength = 0;
+          start = i + 1;
+        }
+        lineLength += n - start;
+        if (lineLength > maxLine) throw new InputTooLargeError(file, maxLine, `line of a ${what}`);
+      }
       chunks.push(Buffer.from(chunk.subarray(0, n)));
     }
     return Buffer.concat(chunks, total);
@@ -68,6 +89,11 @@ export function readFileBounded(file: string, limit: number, what: string): Buff
 }
 
 /** `readFileBounded` as UTF-8 text. */
-export function readTextBounded(file: string, limit: number, what: string): string {
-  return readFileBounded(file, limit, what).toString('utf8');
+export function readTextBounded(
+  file: string,
+  limit: number,
+  what: string,
+  opts: { maxLineBytes?: number } = {},
+): string {
+  return readFileBounded(file, limit, what, opts).toString('utf8');
 }

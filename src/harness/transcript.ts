@@ -485,7 +485,9 @@ export function parseTranscript(input: string | { path: string }): TranscriptRec
   const text =
     typeof input === 'string'
       ? input
-      : readTextBounded(input.path, INPUT_LIMITS.transcript, 'transcript (NDJSON) file');
+      : readTextBounded(input.path, INPUT_LIMITS.transcript, 'transcript (NDJSON) file', {
+          maxLineBytes: INPUT_LIMITS.transcriptLine,
+        });
   const where = typeof input === 'string' ? 'transcript' : input.path;
   const out: TranscriptRecord[] = [];
   const lines = text.split('\n');

@@ -73,7 +73,7 @@ export class SqlitePruner {
   private readonly byRows: Database.Statement<{ rows: number; keepFrom: number }>;
   private readonly byAge: Database.Statement<{ before: number; rows: number; keepFrom: number }>;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(db: Database.Database) {
     // Each of the three is an index or rowid end: O(log n), not a scan.
     this.extentStmt = db.prepare(
       `SELECT (SELECT seq FROM history ORDER BY seq LIMIT 1) AS minSeq,
