@@ -631,6 +631,11 @@ export class KmsClient {
     this.binding = null;
   }
 
+  /** `await using client = new KmsClient(...)` closes the connection at the end of the block. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+
   private async exchange(conn: RpcConnection, pdu: Pdu, what: string): Promise<Pdu> {
     conn.send(encodePdu(pdu));
     return decodePdu(await conn.next(this.timeoutMs, what));

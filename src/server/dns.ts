@@ -39,7 +39,8 @@ export interface DnsResponderOptions {
   tcpIdleTimeoutMs?: number;
 }
 
-export interface DnsResponder {
+/** `await using dns = await startDnsResponder(...)` closes it at the end of the block. */
+export interface DnsResponder extends AsyncDisposable {
   /** Where it answers (the same port for UDP and TCP; port 0 resolved). */
   address: ListenAddress;
   zone: DnsZone;
@@ -386,7 +387,7 @@ export async function startDnsResponder(opts: DnsResponderOptions): Promise<DnsR
   log?.info({ dns: address, srv: zone.srvName, targets: zone.targets }, 'DNS responder for the lab domain');
   const tcpServer = tcp;
   let closed = false;
-  return {
+  const responder: DnsResponder = {
     address,
     zone,
     async close() {
@@ -398,7 +399,9 @@ export async function startDnsResponder(opts: DnsResponderOptions): Promise<DnsR
         new Promise<void>((r) => udpSocket.close(() => r())),
       ]);
     },
+    [Symbol.asyncDispose]: () => responder.close(),
   };
+  return responder;
 }
 
 /**

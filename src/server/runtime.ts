@@ -45,7 +45,8 @@ export interface HostRuntimeOptions {
   observability?: boolean;
 }
 
-export interface HostRuntime {
+/** `await using runtime = await startHostRuntime()` closes it at the end of the block. */
+export interface HostRuntime extends AsyncDisposable {
   service: KmsService;
   server: KmsServer;
   clock: Clock;
@@ -155,7 +156,7 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
     control = { server: api, address: { host: a.address, port: a.port } };
   }
   let closed = false;
-  return {
+  const runtime: HostRuntime = {
     service,
     server,
     clock,
@@ -177,7 +178,9 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
       service.saveClock();
       store.close();
     },
+    [Symbol.asyncDispose]: () => runtime.close(),
   };
+  return runtime;
 }
 
 /**
