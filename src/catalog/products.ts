@@ -4,7 +4,7 @@ import raw from './products.json' with { type: 'json' };
 
 /** The product catalog (applications, KMS ids, SKUs, CSVLKs, ePID pools, host builds), checked on load. */
 
-export interface Application {
+interface Application {
   id: Guid;
   name: string;
   vlmcsdName: string;
@@ -12,7 +12,7 @@ export interface Application {
   cacheSize: number;
 }
 
-export interface KmsIdInfo {
+interface KmsIdInfo {
   id: Guid;
   name: string;
   applicationId: Guid;
@@ -33,7 +33,7 @@ export interface Sku {
   gvlk: string | null;
 }
 
-export interface Csvlk {
+interface Csvlk {
   id: Guid | null;
   name: string;
   /** null where the public tables do not give them. */
@@ -54,7 +54,7 @@ export interface EpidPool {
   defaultEpid: string;
 }
 
-export interface HostBuild {
+interface HostBuild {
   buildNumber: number;
   platformId: number;
   name: string;

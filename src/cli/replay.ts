@@ -18,7 +18,7 @@ function show(v: unknown): string {
 }
 
 /** The human-readable replay report. */
-export function formatReplayReport(file: string, r: ReplayReport): string {
+function formatReplayReport(file: string, r: ReplayReport): string {
   const lines = [
     `replayed ${file} against ${r.target}: ${r.connections} connection(s)${r.refusedConnections ? ` and ${r.refusedConnections} refused attempt(s)` : ''}, ${r.pdusSent} PDU(s) sent, ${r.pdusCompared} answer(s) compared`,
   ];

@@ -198,7 +198,7 @@ function same(a: unknown, b: unknown): boolean {
 }
 
 /** Compares a recorded host PDU with the replayed one (both decoded the same way). */
-export function comparePdu(
+function comparePdu(
   conn: number,
   rec: TranscriptPdu,
   got: Decoded,

@@ -6,7 +6,7 @@ import type { Writer } from '../wire/writer.js';
 import type { KmsRequestBody, KmsResponseBody } from './messages.js';
 
 export const BASE_REQUEST_SIZE = 236;
-export const WORKSTATION_UNITS = 64;
+const WORKSTATION_UNITS = 64;
 /** PIDSize is at most 128 bytes: 64 UTF-16 units including the NUL (spec c.2). */
 export const MAX_PID_SIZE = 128;
 

@@ -32,14 +32,14 @@ import { REFERENT_ID, responseStubLength, wrapResponseStub } from './stub.js';
  * supplies random bytes, so a seeded generator gives byte-identical answers.
  */
 
-export const V4_REQUEST_SIZE = BASE_REQUEST_SIZE + 16; // 252
-export const V5_REQUEST_SIZE = 4 + 16 + 240; // 260, V6 the same
+const V4_REQUEST_SIZE = BASE_REQUEST_SIZE + 16; // 252
+const V5_REQUEST_SIZE = 4 + 16 + 240; // 260, V6 the same
 const ZERO_IV = new Uint8Array(16);
 const PAD4 = 0x04;
 /** decodeRequest's V5/V6 plaintext (256 bytes), reused: decoding is synchronous and keeps no view of it. */
 const PLAIN = new Uint8Array(V5_REQUEST_SIZE - 4);
 
-export type RandomBytes = (n: number) => Uint8Array;
+type RandomBytes = (n: number) => Uint8Array;
 
 /** Deliberate damage for fault injection; a correct host never sets it. */
 export type Tamper = 'mac' | 'ciphertext' | null;
@@ -460,7 +460,7 @@ function verifyV56(message: Uint8Array, ctx: RequestContext): VerifiedResponse {
   throw new ProtocolError('BAD_MAC', 'V6 HMAC does not match any time slot', { field: 'HMAC' });
 }
 
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   let d = 0;
   for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;

@@ -90,11 +90,11 @@ function checkMigrations(list: readonly Migration[]): number {
 /** The version this code writes and understands. */
 export const SCHEMA_VERSION: number = checkMigrations(MIGRATIONS);
 
-export function schemaVersion(db: Database.Database): number {
+function schemaVersion(db: Database.Database): number {
   return db.pragma('user_version', { simple: true }) as number;
 }
 
-export class SchemaError extends Error {
+class SchemaError extends Error {
   override readonly name = 'SchemaError';
 }
 

@@ -49,7 +49,7 @@ export function activationMatcher(host: LabHost, match: ActivationMatch): (e: Ac
     (m.decision === undefined || e.decision === m.decision);
 }
 
-export function describeMatch(match: ActivationMatch): string {
+function describeMatch(match: ActivationMatch): string {
   return typeof match === 'string'
     ? JSON.stringify(match)
     : JSON.stringify(match).replace(/"(\w+)":/g, '$1: ');

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, expect, test } from 'vitest';
-import { activate, HResult, hresultHex, KmsClient, type LabHost, startLabHost } from '../../src/index.js';
+import { KmsClient } from '../../src/client/index.js';
+import { activate, HResult, hresultHex, type LabHost, startLabHost } from '../../src/index.js';
 
 // A lab host on 127.0.0.1 and an ephemeral port: NDR64 + BTFN like Windows 8 and later hosts.
 let kms: LabHost;

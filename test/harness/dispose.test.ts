@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
-import { KmsClient, serveTranscript, startHostRuntime, startLabHost } from '../../src/index.js';
-import { startDnsResponder } from '../../src/server/dns.js';
+import { KmsClient } from '../../src/client/index.js';
+import { serveTranscript, startDnsResponder, startHostRuntime, startLabHost } from '../../src/index.js';
 
 /**
  * Everything that holds a socket implements Symbol.asyncDispose, so `await using` closes it at the end
