@@ -92,3 +92,11 @@ kmsTest('the fixture host has a manual clock at the given start', async ({ kms }
   await kms.advance('1d');
   expect(kms.clock.now()).toBe(Date.parse('2026-06-02T00:00:00Z'));
 });
+
+describe('options overridden for a suite', () => {
+  kmsTest.override({ kmsOptions: { seed: 'override', start: '2027-01-01T00:00:00Z' } });
+  kmsTest('the suite gets hosts with its own options', async ({ kms }) => {
+    expect(kms.seed).toBe('override');
+    expect(kms.clock.now()).toBe(Date.parse('2027-01-01T00:00:00Z'));
+  });
+});
