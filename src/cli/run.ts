@@ -27,12 +27,15 @@ function joinDashValues(program: Command, argv: string[]): string[] {
   return out;
 }
 
+/** Errors about a file or value the user gave (the harness's own error classes, by name). */
+const BAD_INPUT = new Set(['ScenarioError', 'FaultRuleError', 'TranscriptError', 'SchemaError']);
+
 /** One line on stderr, no stack: what the user got wrong, or what failed. */
 function fail(e: unknown): number {
   if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : EXIT.USAGE;
   const err = e as Error;
   const usage =
-    e instanceof UsageError || e instanceof RangeError || (isProtocolError(e) && e.code === 'BAD_VALUE');
+    e instanceof RangeError || BAD_INPUT.has(err?.name) || (isProtocolError(e) && e.code === 'BAD_VALUE');
   const first = String(err?.message ?? e)
     .split('\n')
     .join(' ')
