@@ -158,7 +158,12 @@ function matchSkuName(
   );
   const volume = (list: Sku[]) => list.filter((s) => skuChannel(s, kmsIdOf(s)) === null);
   for (const list of [volume(prefixed), volume(worded)]) if (list.length === 1) return list[0]!;
-  const candidates = [...new Set([...(exact ?? []), ...prefixed, ...worded])];
+  // Volume SKUs first, shortest names first: the likeliest meant.
+  const candidates = [...new Set([...(exact ?? []), ...prefixed, ...worded])].sort(
+    (a, b) =>
+      Number(skuChannel(a, kmsIdOf(a)) !== null) - Number(skuChannel(b, kmsIdOf(b)) !== null) ||
+      a.name.length - b.name.length,
+  );
   const label = (s: Sku) => {
     const ch = skuChannel(s, kmsIdOf(s));
     return `"${s.name}"${ch ? ` (${ch})` : ''}`;

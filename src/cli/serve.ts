@@ -160,6 +160,16 @@ async function serveAction(cmd: Command, onStarted?: (rt: HostRuntime) => void):
       throw e instanceof RangeError ? new UsageError(`--domain: ${e.message}`) : bindError(e, c);
     }
   }
+  // Before the start line: whoever reads it may signal at once.
+  stopOnSignals(async (why) => {
+    logger.info(
+      { signal: why },
+      'shutting down: no new connections, finishing in-flight calls, closing the store',
+    );
+    await dns?.close();
+    await closeHost();
+    logger.flush?.();
+  });
   const where = rt.addresses.map(formatHostPort).join(', ');
   const loopbackOnly = rt.addresses.every((a) => isLoopback(a.host));
   const also = [
@@ -182,15 +192,6 @@ async function serveAction(cmd: Command, onStarted?: (rt: HostRuntime) => void):
     `kmslab KMS host (a lab emulator) listening on ${where}${also.length ? `, ${also.join(', ')}` : ''}; identity from the ${rt.service.identitySource === 'store' ? 'store' : `seed ${rt.seed}`}${loopbackOnly ? ' — loopback only; use --listen 0.0.0.0:1688 to serve other machines' : ''}`,
   );
   onStarted?.(rt);
-  stopOnSignals(async (why) => {
-    logger.info(
-      { signal: why },
-      'shutting down: no new connections, finishing in-flight calls, closing the store',
-    );
-    await dns?.close();
-    await closeHost();
-    logger.flush?.();
-  });
 }
 
 function storeOrBindError(e: unknown, c: ServeSettings): Error {
