@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { hresultHex } from '../kms/hresult.js';
+import { HRESULT_KEYS, hresultHex } from '../kms/hresult.js';
 
 /*
  * The shape of every log line `kmslab serve` writes, whatever the format: one `time` (pino's wall
@@ -9,11 +9,11 @@ import { hresultHex } from '../kms/hresult.js';
 
 /** Renames a logged object's `time` (the host's clock) and writes its HRESULTs in hex. */
 export function logShape(o: Record<string, unknown>): Record<string, unknown> {
-  if (!('time' in o) && !('hresult' in o) && !('ncaStatus' in o)) return o;
+  if (!('time' in o) && !Object.keys(o).some((k) => HRESULT_KEYS.has(k))) return o;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) {
     if (k === 'time') out['hostTime'] = typeof v === 'number' ? new Date(v).toISOString() : v;
-    else if ((k === 'hresult' || k === 'ncaStatus') && typeof v === 'number') out[k] = hresultHex(v);
+    else if (HRESULT_KEYS.has(k) && typeof v === 'number') out[k] = hresultHex(v);
     else out[k] = v;
   }
   return out;

@@ -341,6 +341,42 @@ describe('kmslab serve: signals and parents', () => {
     expect(storedCmids(store)).toContain(cmid);
   });
 
+  it('log lines: one time key (wall clock), hostTime for the virtual time, HRESULTs in hex; --pretty on stdout too', async () => {
+    const h = await startHost(['serve', ...MEM, '--clock', 'manual']);
+    const raw: string[] = [];
+    h.proc.stdout!.on('data', (d: string) => raw.push(d));
+    await activateOnce(port(h)).catch(() => undefined); // manual clock: S_OK or not, the line is what counts
+    while (!raw.join('').includes('activation request')) await new Promise((r) => setTimeout(r, 20));
+    const line = raw
+      .join('')
+      .split('\n')
+      .find((l) => l.includes('activation request'))!;
+    expect(line.match(/"time":/g)).toHaveLength(1);
+    const j = JSON.parse(line) as Record<string, unknown>;
+    expect(j['hostTime']).toBe('2026-01-01T00:00:00.000Z');
+    expect(j['hresult']).toMatch(/^0x[0-9A-F]{8}$/);
+    process.kill(h.proc.pid!, 'SIGTERM');
+    expect(await h.exited).toBe('0');
+    const p = spawn(process.execPath, [BIN, 'serve', ...MEM, '--pretty'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(p);
+    let out = '';
+    let err = '';
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const exit = new Promise<number | null>((r) => p.once('close', (c) => r(c)));
+    await new Promise<void>((r) =>
+      p.stdout.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        if (out.includes('listening on')) r();
+      }),
+    );
+    expect(out).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO {2}kmslab KMS host/);
+    p.kill('SIGTERM');
+    expect(await exit).toBe(0);
+    expect(err).toBe('');
+  });
+
   it('SIGINT to the host itself: exit 0', async () => {
     const h = await startHost(['serve', ...MEM]);
     process.kill(h.proc.pid!, 'SIGINT');
