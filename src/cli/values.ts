@@ -8,8 +8,8 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { formatHostPort as formatAddress, parseHostPort as parseAddress } from '../client/client.js';
 import { parseDuration } from '../host/clock.js';
+import { expected, show } from '../schema.js';
 import type { ListenAddress } from '../server/tcp.js';
-import { show } from './errors.js';
 
 /** Runs `parse`, turning its exception into a zod issue with its message. */
 function via<I, O>(parse: (v: I) => O) {
@@ -23,9 +23,7 @@ function via<I, O>(parse: (v: I) => O) {
   };
 }
 
-const typeError = (expect: string) => ({
-  error: (i: { input: unknown }) => `${expect}, got ${show(i.input)}`,
-});
+const typeError = expected;
 
 export const bool = () => z.boolean(typeError('true or false'));
 
