@@ -6,7 +6,7 @@ import type { HostRuntime, HostRuntimeOptions } from '../server/runtime.js';
 import type { ListenAddress } from '../server/tcp.js';
 import { UsageError } from './errors.js';
 import { prepareParentDir, readSettingsFile } from './files.js';
-import { isLoopback } from './options.js';
+import { formatHostPort, isLoopback } from './options.js';
 import { scenarioServeConfig, startServeLab } from './scenario.js';
 import {
   flagName,
@@ -16,7 +16,6 @@ import {
   type ServeKey,
   type ServeSettings,
 } from './serve-config.js';
-import { formatHostPort } from './values.js';
 
 export type { ServeConfig } from './serve-config.js';
 

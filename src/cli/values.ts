@@ -6,8 +6,9 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { formatHostPort as formatAddress, parseHostPort as parseAddress } from '../client/client.js';
+import { parseHostPort as parseAddress } from '../client/client.js';
 import { parseDuration } from '../host/clock.js';
+import { parseIntervalMinutes } from '../host/policy.js';
 import { expected, show } from '../schema.js';
 import type { ListenAddress } from '../server/tcp.js';
 
@@ -66,21 +67,9 @@ export const durationOrSwitch = () =>
 
 /** Whole minutes from a duration (`120m`, `2h`, `7d`); a bare number means minutes, as on a genuine host. */
 export const minutes = () =>
-  z.union([z.string(), z.number()], typeError('a duration such as 120m or 7d')).transform(
-    via((v: string | number) => {
-      const t = String(v).trim();
-      if (t.startsWith('-')) throw new RangeError(`an interval of at least 1 minute, got ${show(v)}`);
-      let ms: number;
-      try {
-        ms = /^\d+$/.test(t) ? Number(t) * 60_000 : parseDuration(t);
-      } catch {
-        throw new RangeError(`a duration such as 120m or 7d, got ${show(v)}`);
-      }
-      const m = Math.floor(ms / 60_000);
-      if (m < 1) throw new RangeError(`an interval of at least 1 minute, got ${show(v)}`);
-      return m;
-    }),
-  );
+  z
+    .union([z.string(), z.number()], typeError('a duration such as 120m or 7d'))
+    .transform(via(parseIntervalMinutes));
 
 /**
  * A listening address: `HOST:PORT`, `[v6]:PORT`, `HOST` (default port) or `:PORT` (default host), where
@@ -109,7 +98,3 @@ export const address = (defaultPort: number) =>
     .transform(via((v: string) => parseListenAddress(v, defaultPort)));
 
 export const list = <T extends z.ZodType>(item: T) => z.array(item, typeError('a list (e.g. ["a", "b"])'));
-
-export function formatHostPort(a: ListenAddress): string {
-  return formatAddress(a.host, a.port);
-}

@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { ActivationResult } from '../client/client.js';
 import { type DurationInput, parseDuration } from '../host/clock.js';
-import type { HostPolicy } from '../host/policy.js';
+import { GENUINE_MAX_SKEW_MS, type HostPolicy, parseIntervalMinutes } from '../host/policy.js';
 import { randomGuid, SeededRandom } from '../host/random.js';
 import { hresultHex, parseHResult } from '../kms/hresult.js';
 import { didYouMean, expected, formatIssues } from '../schema.js';
@@ -56,7 +56,10 @@ const durationInput = z.union(
 ) as z.ZodType<DurationInput>;
 const duration = (signed = false) => checked(durationInput, (d) => signedDuration(d, signed));
 const timeSpec = checked(durationInput as z.ZodType<TimeSpec>, (t) => resolveTime(t, 0));
-const interval = checked(z.union([z.number(), z.string()], expected('minutes or a duration')), minutes);
+const interval = checked(
+  z.union([z.number(), z.string()], expected('minutes or a duration')),
+  parseIntervalMinutes,
+);
 
 const policySchema = z.strictObject({
   refuseUnknown: boolean().optional(),
@@ -338,17 +341,6 @@ export async function loadScenario(path: string): Promise<Scenario> {
 // ---------------------------------------------------------------------------------------------------
 // Host settings
 
-function minutes(v: number | string): number {
-  const ms =
-    typeof v === 'number' || /^\d+$/.test(String(v).trim()) ? Number(v) * 60_000 : parseDuration(String(v));
-  const m = Math.floor(ms / 60_000);
-  if (m < 1) throw new RangeError(`interval "${v}" is under one minute`);
-  return m;
-}
-
-/** A genuine host's skew limit (spec f.5). */
-const GENUINE_SKEW_MS = 4 * 3600_000;
-
 export function scenarioPolicy(p: ScenarioPolicy = {}): Partial<HostPolicy> {
   const out: Partial<HostPolicy> = {};
   for (const k of [
@@ -361,11 +353,11 @@ export function scenarioPolicy(p: ScenarioPolicy = {}): Partial<HostPolicy> {
     if (p[k] !== undefined) out[k] = p[k];
   }
   if (p.maxRequiredCount !== undefined) out.maxRequiredCount = p.maxRequiredCount;
-  if (p.maxClockSkew === true) out.maxClockSkewMs = GENUINE_SKEW_MS;
+  if (p.maxClockSkew === true) out.maxClockSkewMs = GENUINE_MAX_SKEW_MS;
   else if (p.maxClockSkew === false || p.maxClockSkew === null) out.maxClockSkewMs = null;
   else if (p.maxClockSkew !== undefined) out.maxClockSkewMs = parseDuration(p.maxClockSkew);
-  if (p.activationInterval !== undefined) out.activationInterval = minutes(p.activationInterval);
-  if (p.renewalInterval !== undefined) out.renewalInterval = minutes(p.renewalInterval);
+  if (p.activationInterval !== undefined) out.activationInterval = parseIntervalMinutes(p.activationInterval);
+  if (p.renewalInterval !== undefined) out.renewalInterval = parseIntervalMinutes(p.renewalInterval);
   return out;
 }
 
