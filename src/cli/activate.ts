@@ -23,13 +23,14 @@ import { hresultHex } from '../kms/hresult.js';
 import type { KmsVersion } from '../kms/messages.js';
 import { isProtocolError } from '../wire/errors.js';
 import { parseGuid } from '../wire/guid.js';
+import { EXIT } from './errors.js';
 
-/** Exit codes of `activate` (also in its help text). */
-const ACTIVATE_EXIT = {
-  ACTIVATED: 0,
-  USAGE: 1,
-  NOT_ACTIVATED: 2,
-  FAILED: 3,
+/** Exit codes of `activate`: the command line's one scheme (errors.ts), in activate's words. */
+export const ACTIVATE_EXIT = {
+  ACTIVATED: EXIT.OK,
+  USAGE: EXIT.USAGE,
+  NOT_ACTIVATED: EXIT.REFUSED,
+  FAILED: EXIT.FAILED,
 } as const;
 
 interface ActivateCliOptions {
@@ -121,7 +122,7 @@ and tries the targets in priority / weight order, every address of a target (A a
 the next target, until one answers. It moves on only when the connection or the bind fails
 (refused, timeout, closed, bind rejected); an error HRESULT or a failed check is the result.
 
-Exit codes:
+What the exit codes mean for activate:
   0  every request got a verified answer and the client is activated
   2  every answer verified, but at least one was not an activation: the host answered an error
      HRESULT (e.g. 0xC004F042) or the count was insufficient (0xC004F038, decided by the client)

@@ -130,6 +130,8 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
   try {
     addresses = await server.start();
   } catch (e) {
+    // All or nothing: close the listeners that were bound before the one that failed.
+    await server.close();
     store.close();
     throw e;
   }
@@ -149,7 +151,16 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
       healthCheck: () => (opts.healthCheck ? opts.healthCheck(first) : selfCheck(first, service)),
     });
     await new Promise<void>((resolve, reject) => {
-      api.once('error', reject);
+      // All or nothing: a control port that cannot be bound closes the KMS listeners and the store.
+      api.once(
+        'error',
+        (e) =>
+          void server.close().then(() => {
+            metrics?.dispose();
+            store.close();
+            reject(e);
+          }, reject),
+      );
       api.listen(opts.control!.port, opts.control!.host, () => resolve());
     });
     const a = api.address() as AddressInfo;

@@ -52,7 +52,11 @@ test('activate(): five servers reach the Windows Server threshold of 5', async (
 });
 
 test('KmsClient: one bind (alter_context for NDR32), then NDR32 first and NDR64 after', async () => {
-  const client = new KmsClient({ host: kms.host, port: kms.port, product: 'Office Professional Plus 2021' });
+  const client = new KmsClient({
+    host: kms.host,
+    port: kms.port,
+    product: 'Office LTSC Professional Plus 2021',
+  });
   expect(await client.connect()).toMatchObject({
     ndr32Context: 0,
     ndr64Context: 1,
