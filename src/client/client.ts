@@ -60,7 +60,7 @@ export const DEFAULT_BINDING_EXPIRATION = 43_200;
 export const DEFAULT_LICENSE_STATUS = 2;
 /** The product used when neither a product nor a SKU is given: Windows 10/11 Enterprise. */
 export const DEFAULT_SKU_ID: Guid = '73111121-5638-40f6-bc11-f1d7b0d64300';
-/** The first call_id Windows and vlmcs use (spec captures: "call_id of the first bind is 2"). */
+/** The first call_id Windows and vlmcs use (vlmcsd/CAPTURES.md: "call_id of the first bind is 2"). */
 export const FIRST_CALL_ID = 2;
 /** Windows' BTFN bitmask: security context multiplexing + keep connection on orphan (spec a.3). */
 export const WINDOWS_BTFN_BITMASK = 0x03;
