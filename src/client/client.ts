@@ -62,7 +62,7 @@ const DEFAULT_BINDING_EXPIRATION = 43_200;
 const DEFAULT_LICENSE_STATUS = 2;
 /** The product used when neither a product nor a SKU is given: Windows 10/11 Enterprise. */
 const DEFAULT_SKU_ID: Guid = '73111121-5638-40f6-bc11-f1d7b0d64300';
-/** The first call_id Windows and vlmcs use (spec captures: "call_id of the first bind is 2"). */
+/** The first call_id Windows and vlmcs use (vlmcsd/CAPTURES.md: "call_id of the first bind is 2"). */
 const FIRST_CALL_ID = 2;
 /** Windows' BTFN bitmask: security context multiplexing + keep connection on orphan (spec a.3). */
 const WINDOWS_BTFN_BITMASK = BTFN_SECURITY_CONTEXT_MULTIPLEXING | BTFN_KEEP_CONNECTION_ON_ORPHAN;
