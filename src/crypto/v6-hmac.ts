@@ -1,5 +1,5 @@
-import { type _HMAC, hmac } from '@noble/hashes/hmac.js';
-import { type _SHA256, sha256 } from '@noble/hashes/sha2.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 
 /**
  * V6 HMAC (spec d.5): the HMAC-SHA256 key is derived from a time slot of the client's FILETIME, and
@@ -42,15 +42,12 @@ export function v6Hmac(clientTime: bigint, message: Uint8Array, k = 0): Uint8Arr
 }
 
 // Hot-path variants for the host (one call per V6 / V5 response). Same outputs as v6Hmac and sha256,
-// but they reuse one noble hash object and one output buffer instead of allocating a hash state (with
-// its buffers and DataView) per call: `_cloneInto` copies a prepared state into a reused instance,
-// which is what noble's own HMAC does. Equivalence: test/unit/crypto/v6-hmac.test.ts.
+// through @noble/hashes' public API only (`hmac.create`, `sha256.create`, `clone`, `update`,
+// `digestInto`): the keyed HMAC state of the current slot is kept and cloned per call, and the digest goes
+// to one reused buffer instead of a fresh array. Equivalence: test/unit/crypto/v6-hmac.test.ts.
 // (node:crypto's createHmac is ~0.5 µs faster per exchange here, not enough to leave @noble/hashes,
 // which the design names.)
 const DIGEST = new Uint8Array(32);
-let macWork: _HMAC<_SHA256> | undefined;
-const SHA_FRESH: _SHA256 = sha256.create() as _SHA256;
-const shaWork: _SHA256 = sha256.create() as _SHA256;
 
 /** Writes v6Hmac(clientTime, message, k) (16 bytes) to `out` at `outOff`. */
 export function v6HmacInto(
@@ -60,8 +57,7 @@ export function v6HmacInto(
   outOff: number,
   k = 0,
 ): void {
-  const work = keyedMac(v6TimeSlot(clientTime, k))._cloneInto(macWork);
-  macWork = work;
+  const work = keyedMac(v6TimeSlot(clientTime, k)).clone();
   work.update(message);
   work.digestInto(DIGEST);
   for (let i = 0; i < 16; i++) out[outOff + i] = DIGEST[16 + i]!;
@@ -69,16 +65,16 @@ export function v6HmacInto(
 
 /** Writes SHA-256(data) (32 bytes) to `out` at `outOff`. */
 export function sha256Into(data: Uint8Array, out: Uint8Array, outOff: number): void {
-  SHA_FRESH._cloneInto(shaWork);
-  shaWork.update(data);
-  shaWork.digestInto(DIGEST);
+  const h = sha256.create();
+  h.update(data);
+  h.digestInto(DIGEST);
   out.set(DIGEST, outOff);
 }
 
 // A slot lasts ≈ 4 h, so consecutive requests nearly always share it. Keep the key and a keyed HMAC
 // state (inner and outer pads already absorbed) for the last slot seen: this skips the key's SHA-256 and
 // two of the HMAC's compression blocks. Pure memoisation: outputs do not depend on call history.
-type HmacState = _HMAC<_SHA256>;
+type HmacState = ReturnType<typeof hmac.create>;
 let cachedSlot = -1n;
 let cachedKey: Uint8Array = new Uint8Array(16);
 let cachedMac: HmacState | undefined;
@@ -89,7 +85,7 @@ function keyedMac(slot: bigint): HmacState {
     const le = new Uint8Array(8);
     new DataView(le.buffer).setBigUint64(0, s, true);
     const key = sha256(le).slice(16);
-    cachedMac = hmac.create(sha256, key) as HmacState;
+    cachedMac = hmac.create(sha256, key);
     cachedKey = key;
     cachedSlot = s;
   }
