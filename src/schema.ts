@@ -28,7 +28,7 @@ function distance(a: string, b: string): number {
 }
 
 /** The closest known name (case-insensitive edit distance, at most a third of the name), or null. */
-export function closest(name: string, known: readonly string[]): string | null {
+function closest(name: string, known: readonly string[]): string | null {
   let best: string | null = null;
   let bestD = Number.POSITIVE_INFINITY;
   for (const k of known) {

@@ -26,7 +26,7 @@ import { parseGuid } from '../wire/guid.js';
 import { EXIT } from './errors.js';
 
 /** Exit codes of `activate`: the command line's one scheme (errors.ts), in activate's words. */
-export const ACTIVATE_EXIT = {
+const ACTIVATE_EXIT = {
   ACTIVATED: EXIT.OK,
   USAGE: EXIT.USAGE,
   NOT_ACTIVATED: EXIT.REFUSED,

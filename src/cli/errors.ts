@@ -35,4 +35,4 @@ export class UsageError extends Error {
   }
 }
 
-export { closest, didYouMean, formatIssues, show } from '../schema.js';
+export { formatIssues, show } from '../schema.js';

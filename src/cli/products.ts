@@ -1,7 +1,7 @@
 /** `kmslab products [--json] [FILTER]`: the product catalog, so names can be given exactly. */
 import type { Command } from 'commander';
 
-export interface ProductRow {
+interface ProductRow {
   name: string;
   skuId: string;
   application: string;
@@ -16,7 +16,7 @@ export interface ProductRow {
 }
 
 /** Every SKU whose name (or SKU / KMS id) holds every word of the filter, in catalog order. */
-export async function productRows(filter?: string): Promise<ProductRow[]> {
+async function productRows(filter?: string): Promise<ProductRow[]> {
   const { defaultCatalog, skuChannel } = await import('../catalog/products.js');
   const cat = defaultCatalog();
   const want = (filter ?? '').toLowerCase().split(/\s+/).filter(Boolean);
@@ -42,7 +42,7 @@ export async function productRows(filter?: string): Promise<ProductRow[]> {
   return rows;
 }
 
-export function formatProductTable(rows: readonly ProductRow[]): string {
+function formatProductTable(rows: readonly ProductRow[]): string {
   const head = ['NAME', 'SKU ID', 'APPLICATION', 'KMS ID', 'N', 'V', 'CHANNEL', 'GVLK'];
   const body = rows.map((r) => [
     r.name,

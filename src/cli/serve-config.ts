@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { parseHwid } from '../host/identity.js';
-import { closest, formatIssues, show, UsageError } from './errors.js';
+import { formatIssues, show, UsageError } from './errors.js';
 import { address, bool, duration, durationOrSwitch, integer, list, minutes, oneOf, text } from './values.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -34,7 +34,7 @@ const hwid = z.string().transform((v, ctx) => {
 });
 
 /** Every serve setting: the config-file key, and the flag named after it. */
-export const SERVE_SETTINGS = {
+const SERVE_SETTINGS = {
   listen: list(address(1688)),
   store: text('a file path or "memory"'),
   durability: oneOf(['normal', 'full']),
@@ -159,7 +159,7 @@ export type ServeSettings = z.output<typeof serveSchema>;
 const KEYS = Object.keys(SERVE_SETTINGS) as ServeKey[];
 
 /** `maxConnections` → `--max-connections` (`ndr64` → `--no-ndr64`: its flag form). */
-export function flagName(key: string): string {
+function flagName(key: string): string {
   const spec = SERVE_FLAGS[key as ServeKey];
   if (spec) return spec[0].split(' ')[0]!;
   return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
@@ -232,6 +232,3 @@ function checkCombinations(s: ServeSettings): void {
   for (const k of ['domain', 'dnsTarget', 'dnsTtl'] as const)
     if (s[k] !== undefined && !s.dns) throw new UsageError(`${flagName(k)} only goes with --dns HOST:PORT`);
 }
-
-/** The closest serve setting to a misspelt one (for other modules' messages). */
-export const closestSetting = (name: string): string | null => closest(name, KEYS);

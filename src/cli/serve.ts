@@ -9,7 +9,6 @@ import { prepareParentDir, readSettingsFile } from './files.js';
 import { formatHostPort, isLoopback } from './options.js';
 import { scenarioServeConfig, startServeLab } from './scenario.js';
 import {
-  flagName,
   parseServeSettings,
   SERVE_FLAGS,
   type ServeConfig,
@@ -205,7 +204,7 @@ function storeOrBindError(e: unknown, c: ServeSettings): Error {
  * does not pass signals on: the host is re-parented) all stop the host the same way, once. The exit
  * is then forced after 5 s in case something still holds the event loop.
  */
-export function stopOnSignals(stop: (why: string) => Promise<void>): void {
+function stopOnSignals(stop: (why: string) => Promise<void>): void {
   let stopping = false;
   const parent = process.ppid;
   const run = (why: string) => {
@@ -231,5 +230,3 @@ export function stopOnSignals(stop: (why: string) => Promise<void>): void {
   process.once('SIGTERM', () => run('SIGTERM'));
   process.once('SIGHUP', () => run('SIGHUP'));
 }
-
-export { flagName };
