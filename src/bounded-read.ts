@@ -1,8 +1,9 @@
 /**
- * Reading an input file with a size cap: the one helper every loader (config, scenario, transcript,
+ * Reading an input file: the one reader every loader (config, scenario and fault rules, transcript,
  * token) uses, so no file, however large or endless (`/dev/zero`, a FIFO), makes the process allocate
- * more than the cap. A regular file is refused from its size before anything is read; anything else
- * is read in chunks and refused as soon as it passes the cap. Imports nothing of kmslab's.
+ * more than its cap, and every failure is one line naming the file. A regular file is refused from its
+ * size before anything is read; anything else is read in chunks and refused as soon as it passes the
+ * cap. Imports nothing of kmslab's (the harness and the CLI both use it).
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 
@@ -18,15 +19,38 @@ export const INPUT_LIMITS = {
   transcriptLine: MiB,
 } as const;
 
-export class InputTooLargeError extends Error {
-  override readonly name = 'InputTooLargeError';
+/**
+ * A file that could not be read, or is over its cap: `FILE: cannot read it: no such file or directory`,
+ * `FILE: larger than the 1 MiB limit for a config file`. The CLI prints it as one line, exit 1.
+ */
+export class InputFileError extends Error {
+  override readonly name = 'InputFileError';
   constructor(
     readonly file: string,
-    readonly limit: number,
-    what: string,
+    message: string,
+    /** The cap that was passed, when that is what went wrong. */
+    readonly limit?: number,
   ) {
-    super(`${file}: larger than the ${formatBytes(limit)} limit for a ${what}`);
+    super(`${file === '-' ? 'stdin' : file}: ${message}`);
   }
+}
+
+function tooLarge(file: string, limit: number, what: string): InputFileError {
+  return new InputFileError(file, `larger than the ${formatBytes(limit)} limit for a ${what}`, limit);
+}
+
+/** A file-system error in a few words ("no such file or directory"), for messages that name the path. */
+export function fsErrorReason(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  const known: Record<string, string> = {
+    ENOENT: 'no such file or directory',
+    EACCES: 'permission denied',
+    EISDIR: 'is a directory',
+    ENOTDIR: 'a part of the path is not a directory',
+    EROFS: 'read-only file system',
+    EEXIST: 'exists and is not a directory',
+  };
+  return (err.code && known[err.code]) ?? err.message;
 }
 
 function formatBytes(n: number): string {
@@ -38,10 +62,10 @@ function formatBytes(n: number): string {
 }
 
 /**
- * The file's bytes, at most `limit` of them (more is an InputTooLargeError naming the file and the
- * limit). `what` names the kind of file in the message ("scenario file"). `'-'` with `stdin` reads fd 0.
+ * The file's bytes, at most `limit` of them (more, or a file that cannot be read, is an InputFileError
+ * naming the file). `what` names the kind of file in the message ("scenario file"). `'-'` reads stdin.
  */
-export function readFileBounded(
+function readFileBounded(
   file: string,
   limit: number,
   what: string,
@@ -49,10 +73,16 @@ export function readFileBounded(
 ): Buffer {
   const maxLine = opts.maxLineBytes ?? Number.POSITIVE_INFINITY;
   let lineLength = 0;
-  const fd = file === '-' ? 0 : openSync(file, 'r');
+  let fd: number;
+  try {
+    fd = file === '-' ? 0 : openSync(file, 'r');
+  } catch (e) {
+    throw new InputFileError(file, `cannot read it: ${fsErrorReason(e)}`);
+  }
   try {
     const st = fstatSync(fd);
-    if (st.isFile() && st.size > limit) throw new InputTooLargeError(file, limit, what);
+    if (st.isDirectory()) throw new InputFileError(file, 'cannot read it: is a directory');
+    if (st.isFile() && st.size > limit) throw tooLarge(file, limit, what);
     const chunks: Buffer[] = [];
     let total = 0;
     const chunk = Buffer.allocUnsafe(Math.min(limit + 1, 1 << 16));
@@ -63,11 +93,11 @@ export function readFileBounded(
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
         if ((e as NodeJS.ErrnoException).code === 'EOF') break;
-        throw e;
+        throw new InputFileError(file, `cannot read it: ${fsErrorReason(e)}`);
       }
       if (n === 0) break;
       total += n;
-      if (total > limit) throw new InputTooLargeError(file, limit, what);
+      if (total > limit) throw tooLarge(file, limit, what);
       if (maxLine !== Number.POSITIVE_INFINITY) {
         // Line-oriented formats (NDJSON) fail at the first overlong line, not after `limit` bytes.
         const got = chunk.subarray(0, n);
@@ -78,7 +108,7 @@ export function readFileBounded(
           start = i + 1;
         }
         lineLength += n - start;
-        if (lineLength > maxLine) throw new InputTooLargeError(file, maxLine, `line of a ${what}`);
+        if (lineLength > maxLine) throw tooLarge(file, maxLine, `line of a ${what}`);
       }
       chunks.push(Buffer.from(chunk.subarray(0, n)));
     }

@@ -9,6 +9,7 @@
  *                    faults too) and, with `connections=1`, connection events
  */
 import type http from 'node:http';
+import { jsonReplacer } from '../kms/hresult.js';
 import {
   followParam,
   HttpError,
@@ -66,14 +67,15 @@ export function labEventsRoute(store: Store, events: LabEvents): ControlRoute {
       url.searchParams.get('connections') === '1' || url.searchParams.get('connections') === 'true';
     res.writeHead(200, NDJSON_HEADERS);
     res.flushHeaders();
-    for (const r of store.history(q)) res.write(`${JSON.stringify({ type: 'history', ...r })}\n`);
+    for (const r of store.history(q))
+      res.write(`${JSON.stringify({ type: 'history', ...r }, jsonReplacer)}\n`);
     if (!follow || events.ended) {
       res.end();
       return true;
     }
     const fn = (e: LabEvent) => {
       if (e.type === 'connection' && !connections) return;
-      res.write(`${JSON.stringify(e)}\n`);
+      res.write(`${JSON.stringify(e, jsonReplacer)}\n`);
     };
     events.on('event', fn);
     const stop = () => {

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { ManualClock, parseDuration } from '../host/clock.js';
 import type { ActivationEvent } from '../host/events.js';
 import type { KmsService } from '../host/service.js';
+import { jsonReplacer } from '../kms/hresult.js';
 import type { HistoryQuery } from '../store/store.js';
 import { checkControlRequest } from './control-guard.js';
 
@@ -34,7 +35,7 @@ export interface ControlApiOptions {
 }
 
 /** Every JSON answer: never sniffed as HTML by a browser, never cached by one or by a proxy. */
-export const JSON_HEADERS = {
+const JSON_HEADERS = {
   'content-type': 'application/json; charset=utf-8',
   'cache-control': 'no-store',
   'x-content-type-options': 'nosniff',
@@ -42,7 +43,7 @@ export const JSON_HEADERS = {
 export const NDJSON_HEADERS = { ...JSON_HEADERS, 'content-type': 'application/x-ndjson' } as const;
 
 export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2);
+  const text = JSON.stringify(body, jsonReplacer, 2);
   res.writeHead(status, JSON_HEADERS);
   res.end(`${text}\n`);
 }
@@ -86,7 +87,7 @@ function describeIssues(error: z.ZodError, input: Record<string, unknown>, where
 }
 
 /** Parses with a zod schema; a mismatch is a 400 naming each bad parameter and its value. */
-export function parseInput<S extends z.ZodType>(schema: S, input: unknown, where: string): z.output<S> {
+function parseInput<S extends z.ZodType>(schema: S, input: unknown, where: string): z.output<S> {
   const r = schema.safeParse(input);
   if (r.success) return r.data;
   throw new HttpError(400, describeIssues(r.error, (input ?? {}) as Record<string, unknown>, where));
@@ -125,7 +126,7 @@ const HISTORY_FILTERS = {
 const EXTRA_PARAMS = { follow: flag.optional(), connections: flag.optional() } as const;
 
 /** The query string as an object; a repeated parameter is an error, not a silent first-wins. */
-export function queryParams(url: URL): Record<string, string> {
+function queryParams(url: URL): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of url.searchParams) {
     if (Object.hasOwn(out, k)) throw new HttpError(400, `query: "${k}" given twice`);
@@ -181,7 +182,7 @@ export function createControlApi(opts: ControlApiOptions): http.Server {
   const streams = new Set<http.ServerResponse>();
   service.onEvent((e: ActivationEvent) => {
     if (streams.size === 0) return;
-    const line = `${JSON.stringify(e)}\n`;
+    const line = `${JSON.stringify(e, jsonReplacer)}\n`;
     for (const s of streams) s.write(line);
   });
 
@@ -254,7 +255,8 @@ export function createControlApi(opts: ControlApiOptions): http.Server {
         const follow = followParam(url);
         res.writeHead(200, NDJSON_HEADERS);
         res.flushHeaders();
-        for (const r of service.store.history(q)) res.write(`${JSON.stringify({ type: 'history', ...r })}\n`);
+        for (const r of service.store.history(q))
+          res.write(`${JSON.stringify({ type: 'history', ...r }, jsonReplacer)}\n`);
         if (!follow) return res.end();
         streams.add(res);
         req.on('close', () => streams.delete(res));

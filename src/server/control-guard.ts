@@ -43,7 +43,7 @@ function header(h: Headers, name: string): string | undefined {
 }
 
 /** `name[:port]` of a Host header, lower-cased; null when it does not parse. */
-export function splitHost(host: string): { name: string; port: number | null } | null {
+function splitHost(host: string): { name: string; port: number | null } | null {
   const m = /^(\[[0-9a-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/i.exec(host.trim());
   if (!m) return null;
   return { name: m[1]!.toLowerCase(), port: m[2] === undefined ? null : Number(m[2]) };

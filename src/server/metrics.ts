@@ -263,7 +263,11 @@ export function createMetrics(sources: MetricsSources, opts: MetricsOptions = {}
       return true;
     }
     const body = await registry.metrics();
-    res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' });
+    res.writeHead(200, {
+      'content-type': registry.contentType,
+      'cache-control': 'no-store',
+      'x-content-type-options': 'nosniff',
+    });
     res.end(req.method === 'HEAD' ? undefined : body);
     return true;
   };

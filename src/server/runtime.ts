@@ -62,7 +62,8 @@ export interface HostRuntimeOptions {
   observability?: boolean;
 }
 
-export interface HostRuntime {
+/** `await using runtime = await startHostRuntime()` closes it at the end of the block. */
+export interface HostRuntime extends AsyncDisposable {
   service: KmsService;
   server: KmsServer;
   clock: Clock;
@@ -179,6 +180,8 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
     addresses = await server.start();
   } catch (e) {
     pruner?.stop();
+    // All or nothing: close the listeners that were bound before the one that failed.
+    await server.close();
     store.close();
     throw e;
   }
@@ -201,14 +204,29 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
       healthCheck: () => (opts.healthCheck ? opts.healthCheck(first) : selfCheck(first, service)),
     });
     await new Promise<void>((resolve, reject) => {
-      api.once('error', reject);
+      // All or nothing: a control port that cannot be bound closes the KMS listeners and the store.
+      api.once(
+        'error',
+        (e) =>
+          void server.close().then(() => {
+            pruner?.stop();
+            metrics?.dispose();
+            store.close();
+            reject(e);
+          }, reject),
+      );
       api.listen(opts.control!.port, opts.control!.host, () => resolve());
     });
     const a = api.address() as AddressInfo;
     control = { server: api, address: { host: a.address, port: a.port } };
+    if (!isLoopbackAddress(a.address))
+      logger.warn(
+        { control: `${a.address}:${a.port}` },
+        'the control API is reachable from other machines: anyone with the token can reset the host, move its clock and read every CMID; keep the token secret, or use --control 127.0.0.1:PORT',
+      );
   }
   let closed = false;
-  return {
+  const runtime: HostRuntime = {
     service,
     server,
     clock,
@@ -232,7 +250,9 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
       pruner?.stop();
       store.close();
     },
+    [Symbol.asyncDispose]: () => runtime.close(),
   };
+  return runtime;
 }
 
 /**

@@ -23,8 +23,13 @@ export class StoreDamagedError extends Error {
     readonly file: string,
     detail: string,
   ) {
+    // quick_check's report spans lines ("*** in database main ***\nTree 3 page 206: ..."): one line here.
+    const what = detail
+      .replace(/\*\*\* in database \w+ \*\*\*/, '')
+      .replace(/\s+/g, ' ')
+      .trim();
     super(
-      `${file}: the store is damaged (${detail}). Restore it from a backup, or start with ` +
+      `${file}: the store is damaged (${what}). Restore it from a backup, or start with ` +
         '--move-damaged-store to move it aside (renamed, not deleted) and begin an empty store',
     );
   }

@@ -166,13 +166,14 @@ describe('mutations a web page could send without a preflight', () => {
   it('refuses a cross-origin Origin or Sec-Fetch-Site even with application/json', async () => {
     const before = await state(open);
     const host = `127.0.0.1:${port}`;
-    for (const extra of [
+    const extras: Record<string, string>[] = [
       { origin: 'http://evil.example' },
       { origin: 'null' },
       { origin: `http://127.0.0.1:${port + 1}` },
       { 'sec-fetch-site': 'cross-site' },
       { 'sec-fetch-site': 'same-site' },
-    ]) {
+    ];
+    for (const extra of extras) {
       const r = await request(
         port,
         'POST',
