@@ -1,0 +1,100 @@
+/**
+ * The host's own count pools, through the real KmsService (the memory host of kmslab/testing), against
+ * the reference count model (src/testing/model.ts) over arbitrary request and clock sequences: machines
+ * of every product class (Windows clients and servers share one pool), clock advances biased to the
+ * 30-day boundary, jumps either way, skewed client clocks. After every step each pool's count must
+ * equal the model's, and every request must be told the model's count.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  arbitraries,
+  countModel,
+  createMemoryHost,
+  type HostStep,
+  type SeenRequest,
+} from '../../../src/testing/index.js';
+
+interface Trace {
+  step: number;
+  what: string;
+  host: Record<string, number>;
+  model: Record<string, number>;
+}
+
+/** Plays `steps` on a fresh memory host; returns the first disagreement with the model, or null. */
+function firstDisagreement(steps: HostStep[]): Trace | null {
+  const host = createMemoryHost({ seed: 'pool-vs-model', fast: true });
+  const seen: SeenRequest[] = [];
+  for (let i = 0; i < steps.length; i++) {
+    const s = steps[i]!;
+    let told: number | null = null;
+    if (s.kind === 'advance') host.advance(s.ms);
+    else if (s.kind === 'jump') host.setTime(host.now() + s.ms);
+    else {
+      const m = s.machine;
+      const r = host.request({
+        cmid: m.cmid,
+        sku: m.skuId,
+        workstation: m.workstation,
+        clientTime: host.now() + s.skewMs,
+      });
+      told = r.count;
+      seen.push({
+        cmid: m.cmid,
+        applicationId: m.applicationId,
+        kmsId: m.kmsId,
+        requiredCount: m.requiredCount,
+        time: host.now(),
+      });
+    }
+    const model = countModel(seen, host.now());
+    const hostCounts: Record<string, number> = { ...host.counts() };
+    const modelCounts: Record<string, number> = {
+      windows: model.count('windows'),
+      office2010: model.count('office2010'),
+      office2013: model.count('office2013'),
+    };
+    if (told !== null) {
+      hostCounts['told'] = told;
+      modelCounts['told'] = model.answers[model.answers.length - 1]!;
+    }
+    if (JSON.stringify(hostCounts) !== JSON.stringify(modelCounts)) {
+      const what =
+        s.kind === 'request'
+          ? `request from ${s.machine.workstation} (${s.machine.productClass})`
+          : `${s.kind} ${s.ms} ms`;
+      return { step: i, what, host: hostCounts, model: modelCounts };
+    }
+  }
+  return null;
+}
+
+describe('host count pools vs the reference model', () => {
+  it('agree after every request and clock step (arbitrary machines, classes, clocks)', () => {
+    fc.assert(
+      fc.property(arbitraries.hostSteps({ max: 14, maxLength: 50 }), (steps) => {
+        expect(firstDisagreement(steps)).toBeNull();
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('agree on crowded pools: up to 60 Windows machines, short clock steps', () => {
+    fc.assert(
+      fc.property(
+        arbitraries.hostSteps({
+          max: 60,
+          maxLength: 120,
+          classes: ['windows-server', 'windows-client'],
+          maxAdvanceMs: 10 * arbitraries.DAY_MS,
+          maxJumpMs: 0,
+        }),
+        (steps) => {
+          expect(firstDisagreement(steps)).toBeNull();
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});
