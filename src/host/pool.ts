@@ -110,6 +110,8 @@ export class CountPool {
         kmsId: was.kmsId === info.kmsId ? was.kmsId : info.kmsId,
       };
       this.entries[at] = client;
+      // A clock set back makes a refresh older than the entry was: keep earliestSeen a lower bound.
+      if (now < this.earliestSeen) this.earliestSeen = now;
     } else {
       while (this.entries.length >= this.capacity) {
         const oldest = this.oldestIndex();

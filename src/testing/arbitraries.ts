@@ -132,20 +132,34 @@ export interface FleetOptions {
   classes?: readonly ProductClass[];
 }
 
-/** A fleet over virtual days: machines numbered from 1, each with its product and schedule. */
+/**
+ * A fleet over virtual days: machines numbered from 1, each with its product and schedule. First
+ * contacts fall within the fleet's days. (Built without `chain`, so both the days and the machines
+ * shrink.)
+ */
 export function fleet(opts: FleetOptions = {}): fc.Arbitrary<Fleet> {
   const maxDays = opts.maxDays ?? 10;
-  return fc.integer({ min: 1, max: maxDays }).chain((days) =>
-    fc
-      .array(fc.tuple(productClass(opts.classes), schedule({ days })), {
+  return fc
+    .record({
+      days: fc.integer({ min: 1, max: maxDays }),
+      machines: fc.array(fc.tuple(productClass(opts.classes), schedule({ days: maxDays })), {
         minLength: opts.minMachines ?? 0,
         maxLength: opts.maxMachines ?? 30,
-      })
-      .map((ms) => ({
-        days,
-        machines: ms.map(([c, s], i) => ({ ...machineOf(i + 1, c), ...s })),
-      })),
-  );
+      }),
+    })
+    .map(({ days, machines }) => ({
+      days,
+      machines: machines.map(([c, s], i) => {
+        // A first contact past the fleet's end moves into its last day (same hour).
+        const late = Math.floor(s.firstContact / DAY_MS) - (days - 1);
+        const shift = late > 0 ? late * DAY_MS : 0;
+        return {
+          ...machineOf(i + 1, c),
+          firstContact: s.firstContact - shift,
+          leaves: s.leaves === null ? null : s.leaves - shift,
+        };
+      }),
+    }));
 }
 
 /** One step of the host clock: forward, a jump (either way: someone set the clock), or nothing. */
@@ -211,25 +225,20 @@ export interface HostStepsOptions extends MachineOptions, ClockOptions {
 export function hostSteps(opts: HostStepsOptions = {}): fc.Arbitrary<HostStep[]> {
   const max = opts.max ?? 30;
   const classes = opts.classes ?? PRODUCT_CLASSES;
-  return fc
-    .tuple(fc.array(productClass(classes), { minLength: max, maxLength: max }), fc.integer({ min: 0 }))
-    .chain(([productOf]) => {
-      const request = fc
-        .tuple(fc.integer({ min: 1, max }), opts.skew === false ? fc.constant(0) : clockSkew())
-        .map(
-          ([id, skewMs]): HostStep => ({
-            kind: 'request',
-            machine: machineOf(id, productOf[id - 1]!),
-            skewMs,
-          }),
-        );
-      return fc.array(
-        fc.oneof({ arbitrary: request, weight: 3 }, { arbitrary: clockStep(opts), weight: 1 }),
-        {
-          maxLength: opts.maxLength ?? 60,
-        },
+  return fc.array(productClass(classes), { minLength: max, maxLength: max }).chain((productOf) => {
+    const request = fc
+      .tuple(fc.integer({ min: 1, max }), opts.skew === false ? fc.constant(0) : clockSkew())
+      .map(
+        ([id, skewMs]): HostStep => ({
+          kind: 'request',
+          machine: machineOf(id, productOf[id - 1]!),
+          skewMs,
+        }),
       );
+    return fc.array(fc.oneof({ arbitrary: request, weight: 3 }, { arbitrary: clockStep(opts), weight: 1 }), {
+      maxLength: opts.maxLength ?? 60,
     });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -4,8 +4,9 @@
  * (7 days) once activated, nothing after the machine leaves. Whoever answers is a function, so the same
  * schedule drives the memory host, the count model or a user's own tool.
  */
-import { DAY_MS, type Fleet, type FleetMachine, HOUR_MS } from './arbitraries.js';
-import type { MemoryHost } from './memory-host.js';
+import { DAY_MS, type Fleet, type FleetMachine, HOUR_MS, type HostStep } from './arbitraries.js';
+import type { MemoryActivation, MemoryHost } from './memory-host.js';
+import type { SeenRequest } from './model.js';
 
 /** What the answering side tells a machine. */
 export interface FleetAnswer {
@@ -98,4 +99,50 @@ export function hostTarget(host: MemoryHost): FleetTarget {
     const r = host.request({ cmid: m.cmid, sku: m.skuId, workstation: m.workstation });
     return { activated: r.activated, count: r.count };
   };
+}
+
+export interface PlayedSteps {
+  /** Every request as the host saw it (the count model's input). */
+  requests: SeenRequest[];
+  /** The host's verified answer to each request, in the same order. */
+  answers: MemoryActivation[];
+}
+
+/**
+ * Plays a host script (`arbitraries.hostSteps`) on a memory host: clock steps move its clock (a jump
+ * sets it), requests go through `host.request` with the machine's product and clock skew. `onStep`
+ * sees the host after each step.
+ */
+export function playSteps(
+  host: MemoryHost,
+  steps: readonly HostStep[],
+  onStep?: (step: HostStep, index: number, answer: MemoryActivation | null) => void,
+): PlayedSteps {
+  const requests: SeenRequest[] = [];
+  const answers: MemoryActivation[] = [];
+  steps.forEach((s, i) => {
+    let answer: MemoryActivation | null = null;
+    if (s.kind === 'advance') host.advance(s.ms);
+    else if (s.kind === 'jump') host.setTime(host.now() + s.ms);
+    else {
+      const m = s.machine;
+      const time = host.now();
+      answer = host.request({
+        cmid: m.cmid,
+        sku: m.skuId,
+        workstation: m.workstation,
+        clientTime: time + s.skewMs,
+      });
+      requests.push({
+        cmid: m.cmid,
+        applicationId: m.applicationId,
+        kmsId: m.kmsId,
+        requiredCount: m.requiredCount,
+        time,
+      });
+      answers.push(answer);
+    }
+    onStep?.(s, i, answer);
+  });
+  return { requests, answers };
 }

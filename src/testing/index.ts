@@ -32,8 +32,10 @@ export {
   hostTarget,
   type MachineOutcome,
   type PlayedRequest,
+  type PlayedSteps,
   type PlayOptions,
   playFleet,
+  playSteps,
 } from './fleet.js';
 export {
   createMemoryHost,
