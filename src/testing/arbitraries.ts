@@ -130,6 +130,8 @@ export interface FleetOptions {
   /** Default 10 virtual days. */
   maxDays?: number;
   classes?: readonly ProductClass[];
+  /** fast-check's size of the machine list (default 'small', about ten; 'max' for up to maxMachines). */
+  size?: fc.SizeForArbitrary;
 }
 
 /**
@@ -145,6 +147,7 @@ export function fleet(opts: FleetOptions = {}): fc.Arbitrary<Fleet> {
       machines: fc.array(fc.tuple(productClass(opts.classes), schedule({ days: maxDays })), {
         minLength: opts.minMachines ?? 0,
         maxLength: opts.maxMachines ?? 30,
+        ...(opts.size !== undefined ? { size: opts.size } : {}),
       }),
     })
     .map(({ days, machines }) => ({
@@ -213,7 +216,13 @@ export interface RequestStep {
 export type HostStep = RequestStep | ClockStep;
 
 export interface HostStepsOptions extends MachineOptions, ClockOptions {
+  minLength?: number;
   maxLength?: number;
+  /**
+   * fast-check's size of the step list (default: its global `baseSize`, 'small': about ten steps).
+   * 'max' draws lengths up to maxLength, which reaching 25 Windows machines needs.
+   */
+  size?: fc.SizeForArbitrary;
   /** Skew the clients' clocks (default true). */
   skew?: boolean;
 }
@@ -236,7 +245,9 @@ export function hostSteps(opts: HostStepsOptions = {}): fc.Arbitrary<HostStep[]>
         }),
       );
     return fc.array(fc.oneof({ arbitrary: request, weight: 3 }, { arbitrary: clockStep(opts), weight: 1 }), {
+      minLength: opts.minLength ?? 0,
       maxLength: opts.maxLength ?? 60,
+      ...(opts.size !== undefined ? { size: opts.size } : {}),
     });
   });
 }
