@@ -77,6 +77,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX history_cmid ON history (cmid, seq);
     `,
   },
+  {
+    version: 3,
+    // NULL on rows written before: the host then takes the N_policy of the row's KMS id from the
+    // catalog (src/host/service.ts). The request counters live in meta (they need no table).
+    name: 'pools.required_count (N_policy of the latest request: the capacity follows its maximum)',
+    sql: `
+      ALTER TABLE pools ADD COLUMN required_count INTEGER;
+    `,
+  },
 ];
 
 function checkMigrations(list: readonly Migration[]): number {

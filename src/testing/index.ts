@@ -47,7 +47,9 @@ export {
   type MemoryRequest,
 } from './memory-host.js';
 export {
+  CAPACITY_BOUNDS,
   type CountModel,
+  capacityOf,
   countModel,
   MAX_REQUIRED_COUNT,
   type ModelEntry,

@@ -49,7 +49,7 @@ export interface ModelEntry {
 export interface ModelPool {
   /** What a new request would be told, minus the requester: the live CMIDs the capacity allows. */
   count: number;
-  /** Twice the highest RequiredClientCount among the live CMIDs (0 when empty). */
+  /** Twice the highest RequiredClientCount among the CMIDs it keeps, within CAPACITY_BOUNDS. */
   capacity: number;
   /** The live CMIDs, least recently seen first. */
   entries: ModelEntry[];
@@ -81,12 +81,42 @@ function live(entries: readonly ModelEntry[], now: number): ModelEntry[] {
   return entries.filter((e) => e.lastSeen >= now - RETENTION_MS);
 }
 
-function capacityOf(entries: readonly ModelEntry[]): number {
-  return 2 * Math.max(0, ...entries.map((e) => e.requiredCount));
+/**
+ * The capacity bounds per pool: at least twice the lowest N_policy of the application's products (10
+ * everywhere), at most its products.json `cacheSize` (50 Windows, 10 Office): docs/host.md, "The
+ * capacity rule".
+ */
+export const CAPACITY_BOUNDS: Readonly<Record<PoolName, { min: number; max: number }>> = {
+  windows: { min: 10, max: 50 },
+  office2010: { min: 10, max: 10 },
+  office2013: { min: 10, max: 10 },
+};
+
+/** Twice the highest RequiredClientCount among `entries`, within the pool's bounds. */
+export function capacityOf(pool: PoolName, entries: readonly ModelEntry[]): number {
+  const { min, max } = CAPACITY_BOUNDS[pool];
+  return Math.min(max, Math.max(min, 2 * Math.max(0, ...entries.map((e) => e.requiredCount))));
+}
+
+/**
+ * Leaves out the least recently seen of `entries` (sorted by byAge) one at a time, never `keep`, until
+ * the rest fit the capacity they give themselves (an evicted high-N entry no longer raises it).
+ */
+function evictToCapacity(pool: PoolName, entries: ModelEntry[], keep: string | null): ModelEntry[] {
+  let rest = entries;
+  while (rest.length > capacityOf(pool, rest)) {
+    const victim = rest.find((e) => e.cmid !== keep)!;
+    rest = rest.filter((e) => e !== victim);
+  }
+  return rest;
 }
 
 /** One request against one pool's entries: the new entries and the count the requester is told. */
-function apply(entries: readonly ModelEntry[], r: SeenRequest): { entries: ModelEntry[]; count: number } {
+function apply(
+  pool: PoolName,
+  entries: readonly ModelEntry[],
+  r: SeenRequest,
+): { entries: ModelEntry[]; count: number } {
   const cmid = r.cmid.toLowerCase();
   const kept = live(entries, r.time);
   const known = kept.find((e) => e.cmid === cmid);
@@ -96,11 +126,7 @@ function apply(entries: readonly ModelEntry[], r: SeenRequest): { entries: Model
     lastSeen: r.time,
     requiredCount: r.requiredCount,
   };
-  const others = kept.filter((e) => e.cmid !== cmid).sort(byAge);
-  // The requester is always kept; the least recently seen others go while the cache is over capacity.
-  const capacity = capacityOf([...others, me]);
-  const room = Math.max(0, capacity - 1);
-  const next = [...others.slice(Math.max(0, others.length - room)), me];
+  const next = evictToCapacity(pool, [...kept.filter((e) => e.cmid !== cmid), me].sort(byAge), cmid);
   return { entries: next, count: next.length };
 }
 
@@ -108,12 +134,10 @@ function emptyPools(): Record<PoolName, ModelEntry[]> {
   return { windows: [], office2010: [], office2013: [] };
 }
 
-function summarize(entries: readonly ModelEntry[], now: number): ModelPool {
-  const l = live(entries, now).sort(byAge);
-  const capacity = capacityOf(l);
-  // A pool over its capacity (its highest-N CMID just aged out) keeps the most recently seen.
-  const kept = l.slice(Math.max(0, l.length - capacity));
-  return { count: kept.length, capacity, entries: kept };
+function summarize(pool: PoolName, entries: readonly ModelEntry[], now: number): ModelPool {
+  // A pool over its capacity (its highest-N CMID aged out) is shown as its next request will leave it.
+  const kept = evictToCapacity(pool, live(entries, now).sort(byAge), null);
+  return { count: kept.length, capacity: capacityOf(pool, kept), entries: kept };
 }
 
 /**
@@ -129,14 +153,14 @@ export function countModel(requests: readonly SeenRequest[], now: number): Count
       continue;
     }
     const name = poolNameOf(r.applicationId);
-    const step = apply(pools[name], r);
+    const step = apply(name, pools[name], r);
     pools[name] = step.entries;
     answers.push(step.count);
   }
   const described = {
-    windows: summarize(pools.windows, now),
-    office2010: summarize(pools.office2010, now),
-    office2013: summarize(pools.office2013, now),
+    windows: summarize('windows', pools.windows, now),
+    office2010: summarize('office2010', pools.office2010, now),
+    office2013: summarize('office2013', pools.office2013, now),
   };
   return {
     now,
@@ -145,7 +169,8 @@ export function countModel(requests: readonly SeenRequest[], now: number): Count
     answers,
     wouldActivate(req) {
       if (req.requiredCount > MAX_REQUIRED_COUNT) return { count: 0, activated: false };
-      const { count } = apply(pools[poolNameOf(req.applicationId)], { ...req, time: req.time ?? now });
+      const name = poolNameOf(req.applicationId);
+      const { count } = apply(name, pools[name], { ...req, time: req.time ?? now });
       return { count, activated: count >= req.requiredCount };
     },
   };

@@ -103,4 +103,36 @@ describe('host count pools vs the reference model', () => {
     ];
     expect(firstDisagreement(steps)).toBeNull();
   });
+
+  it('agree on the capacity rule: servers only (capacity 10), and clients aging out (50 back to 10)', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          arbitraries.hostSteps({ max: 20, maxLength: 60, size: 'max', classes: ['windows-server'] }),
+          arbitraries.hostSteps({
+            max: 20,
+            maxLength: 80,
+            size: 'max',
+            classes: ['windows-server', 'windows-server', 'windows-server', 'windows-client'],
+          }),
+        ),
+        (steps) => {
+          expect(firstDisagreement(steps)).toBeNull();
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('twelve servers alone are told 1..10, 10, 10; a Windows client then gets 11', () => {
+    const steps: HostStep[] = Array.from({ length: 12 }, (_, i) => ({
+      kind: 'request' as const,
+      machine: arbitraries.machineOf(i + 1, 'windows-server'),
+      skewMs: 0,
+    }));
+    steps.push({ kind: 'request', machine: arbitraries.machineOf(13, 'windows-client'), skewMs: 0 });
+    expect(firstDisagreement(steps)).toBeNull();
+    const told = playSteps(createMemoryHost({ fast: true }), steps).answers.map((a) => a.count);
+    expect(told).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10, 10, 11]);
+  });
 });
