@@ -6,6 +6,7 @@
  * that reads at a glance: `00000000-0000-4000-8000-000000000003` is machine 3.
  */
 import fc from 'fast-check';
+import { formatDuration } from '../host/clock.js';
 import { encodeRequest } from '../kms/envelope.js';
 import type { KmsRequestBody, KmsVersion, NdrSyntax, RequestContext } from '../kms/messages.js';
 import { wrapRequestStub } from '../kms/stub.js';
@@ -16,6 +17,32 @@ import { PRODUCT_CLASSES, type ProductClass, type ProductInfo, productInfo } fro
 export const MINUTE_MS = 60_000;
 export const HOUR_MS = 60 * MINUTE_MS;
 export const DAY_MS = 24 * HOUR_MS;
+
+/**
+ * Gives `value` the text fast-check prints for it in a counterexample (`fc.toStringMethod`), so that a
+ * shrunk fleet reads `PC-1 windows-server N=5 from day 0 00:00 on` rather than a page of
+ * GUIDs. A spread copy keeps the text (own symbol properties are copied): give the copy its own.
+ */
+function readable<T extends object>(value: T, text: (v: T) => string): T {
+  return Object.assign(value, { [fc.toStringMethod]: () => text(value) });
+}
+
+/** A duration as days plus the rest: `30d + 1ms`, `2h`, `-1h`, `0ms`. */
+function durationText(ms: number): string {
+  const sign = ms < 0 ? '-' : '';
+  const abs = Math.abs(ms);
+  const parts = [abs - (abs % DAY_MS), abs % DAY_MS].filter((x) => x !== 0).map(formatDuration);
+  return `${sign}${parts.join(' + ') || '0ms'}`;
+}
+
+/** Day and time of day after the fleet's start: `day 2 05:00`. */
+function dayText(ms: number): string {
+  const day = Math.floor(ms / DAY_MS);
+  const rest = ms - day * DAY_MS;
+  const hh = String(Math.floor(rest / HOUR_MS)).padStart(2, '0');
+  const mm = String(Math.floor((rest % HOUR_MS) / MINUTE_MS)).padStart(2, '0');
+  return `day ${day} ${hh}:${mm}`;
+}
 
 /** Machine `n`'s CMID: a valid version-4 GUID whose last group is `n` in hex (n in 0..2^48-1). */
 export function cmidOf(n: number): string {
@@ -69,8 +96,11 @@ export interface Machine extends ProductInfo {
   workstation: string;
 }
 
+const machineText = (m: Machine): string => `${m.workstation} ${m.productClass} N=${m.requiredCount}`;
+
+/** Machine `id` of class `c`; prints as `PC-3 windows-server N=5` in a counterexample. */
 export function machineOf(id: number, c: ProductClass): Machine {
-  return { id, cmid: cmidOf(id), workstation: `PC-${id}`, ...productInfo(c) };
+  return readable({ id, cmid: cmidOf(id), workstation: `PC-${id}`, ...productInfo(c) }, machineText);
 }
 
 export interface MachineOptions extends CmidOptions {
@@ -156,11 +186,15 @@ export function fleet(opts: FleetOptions = {}): fc.Arbitrary<Fleet> {
         // A first contact past the fleet's end moves into its last day (same hour).
         const late = Math.floor(s.firstContact / DAY_MS) - (days - 1);
         const shift = late > 0 ? late * DAY_MS : 0;
-        return {
-          ...machineOf(i + 1, c),
-          firstContact: s.firstContact - shift,
-          leaves: s.leaves === null ? null : s.leaves - shift,
-        };
+        return readable(
+          {
+            ...machineOf(i + 1, c),
+            firstContact: s.firstContact - shift,
+            leaves: s.leaves === null ? null : s.leaves - shift,
+          },
+          (m) =>
+            `${machineText(m)} from ${dayText(m.firstContact)} ${m.leaves === null ? 'on' : `until ${dayText(m.leaves)}`}`,
+        );
       }),
     }));
 }
@@ -188,12 +222,17 @@ export function duration(maxMs = 40 * DAY_MS): fc.Arbitrary<number> {
 }
 
 export function clockStep(opts: ClockOptions = {}): fc.Arbitrary<ClockStep> {
-  const advance = duration(opts.maxAdvanceMs).map((ms): ClockStep => ({ kind: 'advance', ms }));
+  const advance = duration(opts.maxAdvanceMs).map(
+    (ms): ClockStep => readable({ kind: 'advance', ms }, (c) => `advance ${durationText(c.ms)}`),
+  );
   const maxJump = opts.maxJumpMs ?? 40 * DAY_MS;
   if (maxJump === 0) return advance;
   const jump = fc
     .tuple(fc.boolean(), duration(maxJump))
-    .map(([back, ms]): ClockStep => ({ kind: 'jump', ms: back ? -ms : ms }));
+    .map(
+      ([back, ms]): ClockStep =>
+        readable({ kind: 'jump', ms: back ? -ms : ms }, (c) => `jump ${durationText(c.ms)}`),
+    );
   return fc.oneof({ arbitrary: advance, weight: 4 }, { arbitrary: jump, weight: 1 });
 }
 
@@ -238,11 +277,12 @@ export function hostSteps(opts: HostStepsOptions = {}): fc.Arbitrary<HostStep[]>
     const request = fc
       .tuple(fc.integer({ min: 1, max }), opts.skew === false ? fc.constant(0) : clockSkew())
       .map(
-        ([id, skewMs]): HostStep => ({
-          kind: 'request',
-          machine: machineOf(id, productOf[id - 1]!),
-          skewMs,
-        }),
+        ([id, skewMs]): HostStep =>
+          readable(
+            { kind: 'request', machine: machineOf(id, productOf[id - 1]!), skewMs },
+            (r) =>
+              `request from ${machineText(r.machine)}${r.skewMs ? ` (clock ${durationText(r.skewMs)})` : ''}`,
+          ),
       );
     return fc.array(fc.oneof({ arbitrary: request, weight: 3 }, { arbitrary: clockStep(opts), weight: 1 }), {
       minLength: opts.minLength ?? 0,
@@ -288,7 +328,7 @@ export function kmsRequestOf(body: KmsRequestBody, ndr: NdrSyntax, iv: Uint8Arra
     stub: wrapRequestStub(message, ndr),
     context,
   };
-  return Object.assign(r, { [fc.toStringMethod]: () => describeRequest(r) });
+  return readable(r, describeRequest);
 }
 
 /** Valid requests of every version and syntax, from machines of every class, with the client clock skewed. */
@@ -406,7 +446,7 @@ function mutate(r: KmsRequest, mutation: Mutation, n: number): MutatedKmsRequest
       break;
   }
   const out = { ...r, body, message, stub: stub ?? wrapRequestStub(message, r.ndr), mutation, expect };
-  return Object.assign(out, { [fc.toStringMethod]: () => describeRequest(out, `, mutated: ${mutation}`) });
+  return readable(out, (o) => describeRequest(o, `, mutated: ${mutation}`));
 }
 
 /** Valid requests broken in one way each, with what a host must answer (see MutationExpectation). */

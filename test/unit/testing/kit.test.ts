@@ -144,6 +144,28 @@ describe('arbitraries.kmsRequest / mutatedKmsRequest', () => {
     );
   });
 
+  it('fleets and host scripts print as machines and steps, not GUIDs', () => {
+    expect(fc.stringify(machineOf(1, 'windows-client'))).toBe('PC-1 windows-client N=25');
+    const [f] = fc.sample(arbitraries.fleet({ minMachines: 1, maxMachines: 1 }), { numRuns: 1, seed: 5 });
+    expect(fc.stringify(f!.machines)).toMatch(
+      /^\[PC-1 (windows-server|windows-client|office2010|office2013) N=(5|25) from day \d+ \d\d:00 (on|until day \d+ \d\d:00)\]$/,
+    );
+    const [steps] = fc.sample(arbitraries.hostSteps({ minLength: 20, max: 1, classes: ['windows-client'] }), {
+      numRuns: 1,
+      seed: 2,
+    });
+    const duration = String.raw`-?\d+(\.\d+)?(ms|s|m|h|d|w)( \+ \d+(ms|s|m|h))?`;
+    for (const s of steps!) {
+      expect(fc.stringify(s)).toMatch(
+        new RegExp(
+          s.kind === 'request'
+            ? `^request from PC-1 windows-client N=25( \\(clock ${duration}\\))?$`
+            : `^${s.kind} ${duration}$`,
+        ),
+      );
+    }
+  });
+
   it('prints readably in a counterexample', () => {
     const [req] = fc.sample(arbitraries.kmsRequest({ versions: [6], ndr: ['ndr32'], max: 3 }), {
       numRuns: 1,
