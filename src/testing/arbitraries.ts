@@ -27,12 +27,16 @@ function readable<T extends object>(value: T, text: (v: T) => string): T {
   return Object.assign(value, { [fc.toStringMethod]: () => text(value) });
 }
 
-/** A duration as days plus the rest: `30d + 1ms`, `2h`, `-1h`, `0ms`. */
+/** A duration unit by unit: `30d 1ms`, `3h 59m 2s 475ms`, `-1h`, `0ms`. */
 function durationText(ms: number): string {
-  const sign = ms < 0 ? '-' : '';
-  const abs = Math.abs(ms);
-  const parts = [abs - (abs % DAY_MS), abs % DAY_MS].filter((x) => x !== 0).map(formatDuration);
-  return `${sign}${parts.join(' + ') || '0ms'}`;
+  let rest = Math.abs(ms);
+  const parts: string[] = [];
+  for (const unit of [DAY_MS, HOUR_MS, MINUTE_MS, 1000, 1]) {
+    const whole = rest - (rest % unit);
+    if (whole !== 0) parts.push(formatDuration(whole));
+    rest -= whole;
+  }
+  return `${ms < 0 ? '-' : ''}${parts.join(' ') || '0ms'}`;
 }
 
 /** Day and time of day after the fleet's start: `day 2 05:00`. */
