@@ -195,9 +195,9 @@ export function createMemoryHost(opts: MemoryHostOptions = {}): MemoryHost {
     }
     const event = outcome.event;
     const { hresult, message: answer } = unwrapResponseStub(outcome.stub, defaultNdr);
-    const base = { requiredCount: product.requiredCount, event };
+    const requiredCount = product.requiredCount;
     if (answer === null || hresult !== 0) {
-      return { ...base, hresult, activated: false, count: null, epid: null, hwid: null };
+      return { hresult, activated: false, count: null, requiredCount, epid: null, hwid: null, event };
     }
     let v: ReturnType<typeof verifyResponse>;
     try {
@@ -207,14 +207,16 @@ export function createMemoryHost(opts: MemoryHostOptions = {}): MemoryHost {
     }
     const count = v.body.currentCount;
     // The client decides (spec f.4), as the client emulator does.
-    const activated = count >= product.requiredCount;
+    const activated = count >= requiredCount;
+    // One object literal of a fixed shape (a spread of a shared base here cost ~10% of a fast request).
     return {
-      ...base,
       hresult: activated ? HResult.S_OK : HResult.COUNT_INSUFFICIENT,
       activated,
       count,
+      requiredCount,
       epid: v.body.epid,
       hwid: v.hwid ? Buffer.from(v.hwid).toString('hex').toUpperCase() : null,
+      event,
     };
   };
 
