@@ -25,8 +25,21 @@ export interface HostState {
 
 export function createHostState(catalog: Catalog, policy: HostPolicy, identity: HostIdentity): HostState {
   const pools = new Map<Guid, CountPool>();
-  for (const app of catalog.applications) pools.set(app.id, new CountPool(app.id, app.cacheSize));
+  for (const app of catalog.applications) {
+    pools.set(app.id, new CountPool(app.id, app.cacheSize, minCapacityFor(catalog, app.id, app.cacheSize)));
+  }
   return { catalog, policy, identity, pools, seq: 0, totals: { requests: 0, byResult: {} } };
+}
+
+/**
+ * The smallest capacity of an application's pool: twice the lowest N_policy of its products (10: a
+ * Windows pool holding only Windows Server machines, and every Office pool), at most its cacheSize
+ * (spec f.2; docs/host.md section 3).
+ */
+function minCapacityFor(catalog: Catalog, applicationId: Guid, cacheSize: number): number {
+  let low = Number.POSITIVE_INFINITY;
+  for (const k of catalog.kmsIds) if (k.applicationId === applicationId && k.nPolicy < low) low = k.nPolicy;
+  return Number.isFinite(low) ? Math.max(1, Math.min(cacheSize, 2 * low)) : Math.min(cacheSize, 10);
 }
 
 export interface RequestMeta {
@@ -161,6 +174,7 @@ export function handle(
       workstation: req.workstation,
       skuId: skuId,
       kmsId: kmsId,
+      requiredCount: req.requiredClientCount,
     });
     for (const c of t.expired) change.remove.push({ applicationId: pool.applicationId, cmid: c.cmid });
     for (const c of t.evicted) change.remove.push({ applicationId: pool.applicationId, cmid: c.cmid });

@@ -182,7 +182,9 @@ export class KmsService {
     this.state = createHostState(catalog, resolvePolicy(opts.policy), identity);
     for (const e of snapshot.pools) {
       const pool = this.state.pools.get(e.applicationId);
-      if (pool) pool.restore(e);
+      // A row stored before the store kept N_policy: its KMS id's N_policy is the best guess.
+      if (pool)
+        pool.restore({ ...e, requiredCount: e.requiredCount ?? catalog.kmsId(e.kmsId)?.nPolicy ?? 0 });
     }
     const clockMeta = snapshot.meta[META_CLOCK];
     if (clockMeta && this.clock.kind === 'manual' && 'set' in this.clock) {
@@ -404,7 +406,8 @@ export class KmsService {
       time: new Date(now).toISOString(),
       clock: this.clock.kind,
       pools: catalog.applications.map((app) => {
-        const count = this.state.pools.get(app.id)!.countAt(now);
+        const pool = this.state.pools.get(app.id)!;
+        const count = pool.countAt(now);
         const thresholds = [
           ...new Set(catalog.kmsIds.filter((k) => k.applicationId === app.id).map((k) => k.nPolicy)),
         ].sort((a, b) => a - b);
@@ -412,7 +415,10 @@ export class KmsService {
           applicationId: app.id,
           name: app.name,
           count,
-          capacity: app.cacheSize,
+          // The capacity in force: twice the highest N_policy the pool holds, within the two bounds.
+          capacity: pool.capacityAt(now),
+          minCapacity: pool.minCapacity,
+          maxCapacity: pool.maxCapacity,
           thresholds: thresholds.map((t) => ({ requiredCount: t, met: count >= t })),
         };
       }),

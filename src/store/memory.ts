@@ -37,7 +37,7 @@ function copyRecord(r: HistoryRecord, seq: number): HistoryRecord {
 }
 
 function copyEntry(e: PoolEntry): PoolEntry {
-  return {
+  const out: PoolEntry = {
     applicationId: e.applicationId,
     cmid: e.cmid,
     firstSeen: e.firstSeen,
@@ -46,6 +46,8 @@ function copyEntry(e: PoolEntry): PoolEntry {
     skuId: e.skuId,
     kmsId: e.kmsId,
   };
+  if (e.requiredCount !== undefined) out.requiredCount = e.requiredCount;
+  return out;
 }
 
 /**

@@ -91,10 +91,10 @@ export class SqliteStore implements Store {
 
   private readonly stmt: {
     remove: Database.Statement<[string, string]>;
-    upsert: Database.Statement<[string, string, number, number, string, string, string]>;
+    upsert: Database.Statement<[string, string, number, number, string, string, string, number | null]>;
     setMeta: Database.Statement<[string, string]>;
     getMeta: Database.Statement<[string], { value: string }>;
-    loadPools: Database.Statement<[], PoolEntry>;
+    loadPools: Database.Statement<[], PoolEntry & { requiredCount: number | null }>;
     loadMeta: Database.Statement<[], { key: string; value: string }>;
     count: Database.Statement<[], { n: number }>;
   };
@@ -141,11 +141,12 @@ export class SqliteStore implements Store {
     this.stmt = {
       remove: db.prepare('DELETE FROM pools WHERE application_id = ? AND cmid = ?'),
       upsert: db.prepare(
-        `INSERT INTO pools (application_id, cmid, first_seen, last_seen, workstation, sku_id, kms_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO pools (application_id, cmid, first_seen, last_seen, workstation, sku_id, kms_id,
+           required_count)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (application_id, cmid) DO UPDATE SET first_seen = excluded.first_seen,
            last_seen = excluded.last_seen, workstation = excluded.workstation, sku_id = excluded.sku_id,
-           kms_id = excluded.kms_id`,
+           kms_id = excluded.kms_id, required_count = excluded.required_count`,
       ),
       setMeta: db.prepare(
         'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
@@ -153,7 +154,7 @@ export class SqliteStore implements Store {
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
       loadPools: db.prepare(
         `SELECT application_id AS applicationId, cmid, first_seen AS firstSeen, last_seen AS lastSeen,
-           workstation, sku_id AS skuId, kms_id AS kmsId FROM pools`,
+           workstation, sku_id AS skuId, kms_id AS kmsId, required_count AS requiredCount FROM pools`,
       ),
       loadMeta: db.prepare('SELECT key, value FROM meta'),
       count: db.prepare('SELECT count(*) AS n FROM history'),
@@ -167,7 +168,16 @@ export class SqliteStore implements Store {
       if (change.remove) for (const r of change.remove) s.remove.run(r.applicationId, r.cmid);
       if (change.upsert) {
         for (const e of change.upsert) {
-          s.upsert.run(e.applicationId, e.cmid, e.firstSeen, e.lastSeen, e.workstation, e.skuId, e.kmsId);
+          s.upsert.run(
+            e.applicationId,
+            e.cmid,
+            e.firstSeen,
+            e.lastSeen,
+            e.workstation,
+            e.skuId,
+            e.kmsId,
+            e.requiredCount ?? null,
+          );
         }
       }
       if (change.meta) {
@@ -268,7 +278,11 @@ export class SqliteStore implements Store {
       pools: this.stmt.loadPools.all(),
       metaRows: this.stmt.loadMeta.all(),
     }));
-    const { pools, metaRows } = read();
+    const { pools: rows, metaRows } = read();
+    // Rows from before schema version 4 have no N_policy: leave the field out, as the memory store does.
+    const pools: PoolEntry[] = rows.map(({ requiredCount, ...e }) =>
+      requiredCount === null ? e : { ...e, requiredCount },
+    );
     pools.sort(comparePoolEntries);
     // fromEntries defines own properties, so a key such as `__proto__` survives.
     const meta: Record<string, string> = Object.fromEntries(metaRows.map((r) => [r.key, r.value]));

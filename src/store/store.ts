@@ -21,6 +21,11 @@ export interface PoolEntry {
   workstation: string;
   skuId: string;
   kmsId: string;
+  /**
+   * N_policy (RequiredClientCount) of the CMID's latest request: the pool's capacity follows the
+   * highest one held (docs/host.md section 3). Absent on rows written before schema version 4.
+   */
+  requiredCount?: number;
 }
 
 /** One row of the append-only activation history: one per request the host answered (or faulted). */
