@@ -36,7 +36,7 @@ export function createHostState(catalog: Catalog, policy: HostPolicy, identity: 
  * Windows pool holding only Windows Server machines, and every Office pool), at most its cacheSize
  * (spec f.2; docs/host.md section 3).
  */
-export function minCapacityFor(catalog: Catalog, applicationId: Guid, cacheSize: number): number {
+function minCapacityFor(catalog: Catalog, applicationId: Guid, cacheSize: number): number {
   let low = Number.POSITIVE_INFINITY;
   for (const k of catalog.kmsIds) if (k.applicationId === applicationId && k.nPolicy < low) low = k.nPolicy;
   return Number.isFinite(low) ? Math.max(1, Math.min(cacheSize, 2 * low)) : Math.min(cacheSize, 10);
@@ -51,7 +51,7 @@ export interface RequestMeta {
 }
 
 /** Changes the store must persist for this request. */
-export interface PoolChange {
+interface PoolChange {
   upsert: (PoolClient & { applicationId: Guid })[];
   remove: { applicationId: Guid; cmid: Guid }[];
 }

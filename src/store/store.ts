@@ -23,7 +23,7 @@ export interface PoolEntry {
   kmsId: string;
   /**
    * N_policy (RequiredClientCount) of the CMID's latest request: the pool's capacity follows the
-   * highest one held (docs/host.md section 3). Absent on rows written before schema version 3.
+   * highest one held (docs/host.md section 3). Absent on rows written before schema version 4.
    */
   requiredCount?: number;
 }
