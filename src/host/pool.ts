@@ -175,6 +175,8 @@ export class CountPool {
         requiredCount,
       };
       this.entries[at] = client;
+      // A clock set back makes a refresh older than the entry was: keep earliestSeen a lower bound.
+      if (now < this.earliestSeen) this.earliestSeen = now;
       if (requiredCount > this.maxRequired) this.maxRequired = requiredCount;
       else if (was.requiredCount >= this.maxRequired && requiredCount < was.requiredCount)
         this.maxDirty = true;
