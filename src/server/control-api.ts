@@ -130,10 +130,15 @@ export function createControlApi(opts: ControlApiOptions): http.Server {
         opts.onClockChange?.();
         return sendJson(res, 200, { time: new Date(t).toISOString() });
       }
-      case 'POST /reset':
-        service.reset();
+      case 'POST /reset': {
+        // The cumulative request counters survive a reset (as on a genuine host) unless the body asks.
+        const body = await readJson(req);
+        const counters =
+          typeof body === 'object' && body !== null && (body as { counters?: unknown }).counters === true;
+        const { countersReset } = service.reset({ counters });
         opts.onReset?.();
-        return sendJson(res, 200, { ok: true });
+        return sendJson(res, 200, { ok: true, requestCountersReset: countersReset });
+      }
       case 'GET /healthz': {
         try {
           const r = await opts.healthCheck();
