@@ -185,6 +185,8 @@ async function serveAction(cmd: Command, onStarted?: (rt: HostRuntime) => void):
       throw e instanceof RangeError ? new UsageError(`--domain: ${e.message}`) : bindError(e, c);
     }
   }
+  // slmgr /dlv "DNS publishing enabled": this host answers for its _vlmcs._tcp SRV record.
+  if (dns) rt.service.report.dnsPublishing = true;
   // Before the start line: whoever reads it may signal at once.
   stopOnSignals(async (why) => {
     logger.info(

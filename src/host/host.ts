@@ -3,6 +3,7 @@ import { HResult } from '../kms/hresult.js';
 import type { KmsRequestBody, KmsResponseBody, KmsVersion, NdrSyntax } from '../kms/messages.js';
 import { fileTimeToIso, fileTimeToMs } from '../wire/filetime.js';
 import { type Guid, NIL_GUID } from '../wire/guid.js';
+import { emptyCounters, type RequestCounters, type Totals } from './counters.js';
 import type { ActivationEvent } from './events.js';
 import { epidFor, type HostIdentity } from './identity.js';
 import type { HostPolicy } from './policy.js';
@@ -20,7 +21,10 @@ export interface HostState {
   /** One pool per application id (spec f.1). */
   readonly pools: Map<Guid, CountPool>;
   seq: number;
-  totals: { requests: number; byResult: Record<string, number> };
+  /** Decoded requests by decision (activated, count-insufficient, refused); `POST /reset` zeroes them. */
+  totals: Totals;
+  /** The cumulative request counters slmgr /dlv and WMI report (src/host/counters.ts). */
+  counters: RequestCounters;
 }
 
 export function createHostState(catalog: Catalog, policy: HostPolicy, identity: HostIdentity): HostState {
@@ -28,7 +32,15 @@ export function createHostState(catalog: Catalog, policy: HostPolicy, identity: 
   for (const app of catalog.applications) {
     pools.set(app.id, new CountPool(app.id, app.cacheSize, minCapacityFor(catalog, app.id, app.cacheSize)));
   }
-  return { catalog, policy, identity, pools, seq: 0, totals: { requests: 0, byResult: {} } };
+  return {
+    catalog,
+    policy,
+    identity,
+    pools,
+    seq: 0,
+    totals: { requests: 0, byResult: {} },
+    counters: emptyCounters(),
+  };
 }
 
 /**

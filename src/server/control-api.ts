@@ -175,7 +175,7 @@ const ADVANCE_BODY = z.union([
   }),
 ]);
 const SET_BODY = z.strictObject({ time: z.string() });
-const RESET_BODY = z.strictObject({});
+const RESET_BODY = z.strictObject({ counters: z.boolean().optional() });
 
 export function createControlApi(opts: ControlApiOptions): http.Server {
   const { service } = opts;
@@ -237,11 +237,13 @@ export function createControlApi(opts: ControlApiOptions): http.Server {
         opts.onClockChange?.();
         return sendJson(res, 200, { time: new Date(t).toISOString() });
       }
-      case 'POST /reset':
-        parseInput(RESET_BODY, await readJson(req), 'body');
-        service.reset();
+      case 'POST /reset': {
+        // The cumulative request counters survive a reset (as on a genuine host) unless the body asks.
+        const body = parseInput(RESET_BODY, await readJson(req), 'body');
+        const { countersReset } = service.reset({ counters: body.counters === true });
         opts.onReset?.();
-        return sendJson(res, 200, { ok: true });
+        return sendJson(res, 200, { ok: true, requestCountersReset: countersReset });
+      }
       case 'GET /healthz': {
         try {
           const r = await opts.healthCheck();

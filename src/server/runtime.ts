@@ -185,6 +185,8 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
     store.close();
     throw e;
   }
+  // What the host reports as KeyManagementServiceListeningPort (slmgr /dlv "Listening on Port").
+  service.report.listeningPort = addresses[0]?.port ?? null;
   let control: HostRuntime['control'] = null;
   if (opts.control && controlModules) {
     const first = addresses[0]!;

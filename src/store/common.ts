@@ -28,6 +28,15 @@ export function checkMeta(key: unknown, value: unknown): void {
   }
 }
 
+/** Counters are name → non-negative safe integer in both stores. */
+export function checkCounter(name: unknown, value: unknown): void {
+  if (typeof name !== 'string' || name === '')
+    throw new TypeError(`counter ${String(name)}: name must be a non-empty string`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`counter ${name}: value must be a non-negative safe integer, got ${String(value)}`);
+  }
+}
+
 export class StoreClosedError extends Error {
   override readonly name = 'StoreClosedError';
   constructor(kind: string) {

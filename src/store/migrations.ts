@@ -108,6 +108,40 @@ export const MIGRATIONS: readonly Migration[] = [
       ${hasColumn(db, 'pools', 'required_count') ? '' : 'ALTER TABLE pools ADD COLUMN required_count INTEGER;'}
     `,
   },
+  {
+    version: 5,
+    // The host's cumulative counters (src/host/counters.ts), one row per counter: the request counters
+    // slmgr /dlv and WMI report, never pruned, and the decision totals that lived in meta
+    // (requestTotals, rewritten on every commit; a request now rewrites the few rows it moved, in one
+    // page of this small table). A file from before has no counters: they are seeded from the history
+    // it holds (every history row is a decoded request; a request that did not decode left none).
+    name: 'request_counters (cumulative request counters, never pruned)',
+    sql: `
+      CREATE TABLE request_counters (
+        name TEXT PRIMARY KEY NOT NULL,
+        value INTEGER NOT NULL CHECK (value >= 0)
+      ) WITHOUT ROWID;
+
+      INSERT INTO request_counters (name, value)
+        SELECT 'decisions.' || j.key, j.value FROM meta, json_each(meta.value, '$.byResult') AS j
+        WHERE meta.key = 'requestTotals' AND json_valid(meta.value) AND j.type = 'integer' AND j.value >= 0;
+      DELETE FROM meta WHERE key = 'requestTotals';
+
+      INSERT INTO request_counters (name, value)
+        SELECT 'requests.total', count(*) FROM history
+        UNION ALL SELECT 'requests.failed', count(*) FROM history WHERE hresult <> 0
+        UNION ALL SELECT 'requests.unlicensed', count(*) FROM history WHERE license_status = 0
+        UNION ALL SELECT 'requests.licensed', count(*) FROM history WHERE license_status = 1
+        UNION ALL SELECT 'requests.oobGrace', count(*) FROM history WHERE license_status = 2
+        UNION ALL SELECT 'requests.ootGrace', count(*) FROM history WHERE license_status = 3
+        UNION ALL SELECT 'requests.nonGenuineGrace', count(*) FROM history WHERE license_status = 4
+        UNION ALL SELECT 'requests.notification', count(*) FROM history WHERE license_status = 5
+        UNION ALL SELECT 'requests.extendedGrace', count(*) FROM history WHERE license_status = 6
+        UNION ALL SELECT 'requests.otherLicenseStatus', count(*) FROM history
+          WHERE license_status NOT BETWEEN 0 AND 6;
+      DELETE FROM request_counters WHERE value = 0;
+    `,
+  },
 ];
 
 function checkMigrations(list: readonly Migration[]): number {

@@ -78,9 +78,17 @@ export interface StoreSnapshot {
   /** Every pool entry, sorted by applicationId then cmid (UTF-16 code-unit order). */
   pools: PoolEntry[];
   meta: Record<string, string>;
+  /**
+   * The host's cumulative counters by name (request_counters): request counts that, unlike the
+   * history, are never pruned and survive `reset()` (see src/host/counters.ts for the names).
+   */
+  counters: Record<string, number>;
 }
 
-/** One request's changes. Applied atomically, in this order: `remove`, then `upsert`, then `meta`, then `history`. */
+/**
+ * One request's changes. Applied atomically, in this order: `remove`, then `upsert`, then `meta` and
+ * `counters`, then `history`.
+ */
 export interface StoreChange {
   /** Full replacement of the entry with the same (applicationId, cmid); the host is authoritative. */
   upsert?: PoolEntry[];
@@ -88,6 +96,8 @@ export interface StoreChange {
   remove?: { applicationId: string; cmid: string }[];
   /** Meta keys to set in the same transaction (e.g. request counters, the manual clock). */
   meta?: Record<string, string>;
+  /** Counter values to set in the same transaction (name → non-negative safe integer). */
+  counters?: Record<string, number>;
   history?: HistoryRecord;
 }
 
@@ -111,7 +121,10 @@ export interface Store {
   getMeta(key: string): string | undefined;
   history(q?: HistoryQuery): HistoryRecord[];
   historyCount(): number;
-  /** Empties pools and history (meta such as ePIDs stays unless `all`). History seq restarts at 1. */
+  /**
+   * Empties pools and history (meta such as ePIDs, and the counters, stay unless `all`). History seq
+   * restarts at 1.
+   */
   reset(opts?: { all?: boolean }): void;
   /** Idempotent. Any other call after `close` throws. */
   close(): void;

@@ -237,9 +237,36 @@ export const DASHBOARD_JS = String.raw`(function () {
     byId('clock-kind').textContent = s.clock === 'manual' ? 'manual (virtual time)' : 'system';
     byId('requests-total').textContent = String(s.requests.total);
     byId('hwid').textContent = s.hwid;
+    renderCounters(s.wmi);
     var manual = s.clock === 'manual';
     document.querySelectorAll('[data-advance]').forEach(function (b) { b.disabled = !manual; });
     byId('clock-note').hidden = manual;
+  }
+
+  // slmgr /dlv's labels for the SoftwareLicensingService counters, in its order.
+  var COUNTER_LABELS = [
+    ['KeyManagementServiceTotalRequests', 'Total requests received'],
+    ['KeyManagementServiceFailedRequests', 'Failed requests received'],
+    ['KeyManagementServiceUnlicensedRequests', 'License Status Unlicensed'],
+    ['KeyManagementServiceLicensedRequests', 'License Status Licensed'],
+    ['KeyManagementServiceOOBGraceRequests', 'License Status Initial grace period'],
+    ['KeyManagementServiceOOTGraceRequests', 'License Status License expired or Hardware out of tolerance'],
+    ['KeyManagementServiceNonGenuineGraceRequests', 'License Status Non-genuine grace period'],
+    ['KeyManagementServiceNotificationRequests', 'License Status Notification']
+  ];
+
+  function renderCounters(wmi) {
+    var dl = byId('request-counters');
+    if (!wmi || !dl) return;
+    if (dl.children.length === 0) {
+      COUNTER_LABELS.forEach(function (c) {
+        dl.appendChild(el('div', {}, [el('dt', { text: c[1] }), el('dd', { 'data-wmi': c[0], title: c[0], text: '…' })]));
+      });
+    }
+    COUNTER_LABELS.forEach(function (c) {
+      var dd = dl.querySelector('[data-wmi="' + c[0] + '"]');
+      if (dd) dd.textContent = String(wmi[c[0]]);
+    });
   }
 
   function ensurePool(p, index) {

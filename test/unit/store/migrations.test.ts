@@ -50,6 +50,10 @@ function buildV1(): void {
      VALUES (5000, 7, '192.0.2.1:50000', ?, '', 'app', 'sku', 'kms', 25, 26, 1, 0, 6, 'ndr64', 'WS-1', 'EPID', 2, 1)`,
   ).run(cmid(1));
   db.prepare("INSERT INTO meta (key, value) VALUES ('epid.app', 'EPID')").run();
+  // The decision totals as kmslab kept them in meta before schema version 5.
+  db.prepare(
+    `INSERT INTO meta (key, value) VALUES ('requestTotals', '{"requests":1,"byResult":{"activated":1}}')`,
+  ).run();
   expect(columns(db, 'history')).not.toContain('fault');
   db.close();
 }
@@ -85,6 +89,9 @@ describe('migrations', () => {
         },
       ],
       meta: { 'epid.app': 'EPID' },
+      // Seeded from the history the file held: one decoded request, LicenseStatus 2 (OOB grace).
+      // requestTotals moved from meta to the counters.
+      counters: { 'requests.total': 1, 'requests.oobGrace': 1, 'decisions.activated': 1 },
     });
     expect(s.history()).toStrictEqual([
       {
