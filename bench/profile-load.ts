@@ -3,7 +3,7 @@
  *  [--phase conv|keep|both] [--port N] [--server-args "..."] [--node-args "..."] [--wait-quiet] [--server-cmd "node x.js"] [--root DIR]`
  *
  * The issue-7 measurement, scripted: starts `node dist/cli/bin.js serve` (build first), runs the
- * neutral load tool /work/shared/tools/kmsload.mjs against it (new connections at concurrency 64 with
+ * neutral load tool ../shared/tools/kmsload.mjs (beside the project; KMSLOAD=PATH elsewhere) against it (new connections at concurrency 64 with
  * `--close rst`, then keep-alive at concurrency 8), samples the server's RSS from /proc every 100 ms
  * (peak reported) and prints one JSON line per phase. --root runs another checkout's build (A/B). Loopback only. With --cpu-prof the server runs
  * under `node --cpu-prof` and writes its profile into DIR on exit (read it with profile-summary.ts).
@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
-const LOAD = process.env.KMSLOAD ?? '/work/shared/tools/kmsload.mjs';
+const LOAD = process.env.KMSLOAD ?? path.resolve(ROOT, '../shared/tools/kmsload.mjs');
 const VECTOR = path.join(ROOT, 'fixtures/vectors/vlmcsd/v6-win10.json');
 
 function arg(name: string, dflt: string): string {

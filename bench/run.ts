@@ -2,21 +2,28 @@
  * `npm run bench [-- codec|load|fleet ...] [flags]`: runs the selected benches (all by default),
  * prints one table and then one JSON line with every figure and the machine it ran on.
  *
+ * `compare` (only when named) runs bench/compare.ts: --vlmcsd PATH, --rounds N, --seconds N, --tools DIR.
+ *
  * Flags: --ms N (codec: measured ms per line), --seconds N (load: per phase), --target HOST:PORT and
  * --host child|in-process and --store memory|PATH (load), --no-variants (fleet), --json (JSON only).
  */
 import { runCodecBench } from './codec.js';
 import { type BenchSection, machine, num, parseArgs, printTable } from './common.js';
+import { compareOptions, runCompareBench } from './compare.js';
 import { runFleetBench } from './fleet.js';
 import { runLoadBench } from './load.js';
 
 const ALL = ['codec', 'load', 'fleet'] as const;
-type Name = (typeof ALL)[number];
+/** Benches that run only when named: `compare` takes minutes and starts other processes. */
+const NAMED = ['compare'] as const;
+type Name = (typeof ALL)[number] | (typeof NAMED)[number];
 
 const { words, flags } = parseArgs(process.argv.slice(2));
-const unknown = words.filter((w) => !(ALL as readonly string[]).includes(w));
+const unknown = words.filter((w) => ![...ALL, ...NAMED].includes(w as Name));
 if (unknown.length > 0) {
-  process.stderr.write(`bench: unknown bench ${unknown.join(', ')} (choose from ${ALL.join(', ')})\n`);
+  process.stderr.write(
+    `bench: unknown bench ${unknown.join(', ')} (choose from ${[...ALL, ...NAMED].join(', ')})\n`,
+  );
   process.exit(2);
 }
 const selected: Name[] = words.length > 0 ? (words as Name[]) : [...ALL];
@@ -43,6 +50,7 @@ for (const name of selected) {
       }),
     );
   }
+  if (name === 'compare') sections.push(await runCompareBench(compareOptions(flags)));
   if (name === 'fleet')
     sections.push(await runFleetBench({ variantMachines: flags['no-variants'] ? 0 : 2000 }));
   log(`  ${name} took ${((performance.now() - t) / 1000).toFixed(1)} s`);

@@ -1,43 +1,15 @@
 /**
- * kmslab's public API. The lab harness first (what tests use), then the client emulator, then a
- * curated set of codecs and building blocks. Everything else is internal and may change.
+ * `kmslab`: the lab harness, what a test of activation tooling needs. An in-process host on an
+ * ephemeral port with a manual clock, its event stream, fault rules, scenarios, transcripts and
+ * replay, the host runtime and the lab DNS responder, and the client call a test drives it with.
+ * The client emulator in full is `kmslab/client`, the codecs `kmslab/protocol`, the vitest integration
+ * `kmslab/vitest`; docs/api.md lists every entry point. Anything not exported here is internal.
  */
 
 export { buildCatalog, type Catalog, defaultCatalog } from './catalog/products.js';
-// Client emulator.
-export {
-  type ActivateOptions,
-  type ActivationResult,
-  activate,
-  type FailureInfo,
-  KmsClient,
-  KmsClientError,
-  type KmsClientOptions,
-} from './client/client.js';
-// DNS discovery of KMS hosts (_vlmcs._tcp SRV records, RFC 2782 order, failover).
-export {
-  activateWithDiscovery,
-  type DiscoveryActivateOptions,
-  type DiscoveryAttempt,
-  type DiscoveryOutcome,
-  discoverKmsHosts,
-  orderSrvRecords,
-  querySrv,
-  type SrvRecord,
-} from './client/discover.js';
-// Fleets of simulated machines.
-export {
-  type FleetOptions,
-  type FleetPlan,
-  type FleetResult,
-  planFleet,
-  runFleet,
-  simulateFleet,
-  type TimelineRow,
-} from './client/fleet.js';
-export { InProcessFleetHost, RemoteFleetHost } from './client/fleet-host.js';
-export { fleetCsv, fleetJson, fleetSvg, writeFleetOutputs } from './client/fleet-output.js';
-export { type ControlRoute, faultRoutes, labEventsRoute } from './harness/control.js';
+// Driving a host from a test: one client call and what it returns.
+export { type ActivateOptions, type ActivationResult, activate } from './client/client.js';
+// Its event stream.
 export {
   type ConnectionEvent,
   type LabEvent,
@@ -45,23 +17,20 @@ export {
   LabEvents,
   type ResetEvent,
 } from './harness/events.js';
+// Fault rules (plain data: the same in code, scenario files and POST /faults).
 export {
   type FaultAction,
   type FaultActionType,
-  FaultEngine,
-  type FaultEngineOptions,
   type FaultFired,
   type FaultLevel,
   type FaultMatch,
   type FaultRule,
   FaultRuleError,
   hostDown,
-  type NthSpec,
   parseFaultRules,
-  type TimeSpec,
   validateFaultRules,
 } from './harness/faults.js';
-// Lab harness: an in-process host, its events, fault injection, scenarios, transcripts and replay.
+// An in-process lab host.
 export {
   LAB_ADVERTISED_PORT,
   LAB_SEED,
@@ -72,10 +41,10 @@ export {
   type LabHostClient,
   type LabHostOptions,
   type LabHostState,
-  offsetClock,
   startLabHost,
   type TimeInput,
 } from './harness/lab-host.js';
+// Transcripts: replaying the client side against any host, serving the recorded host side.
 export {
   type ReplayDifference,
   type ReplayOptions,
@@ -85,12 +54,10 @@ export {
   type ServeTranscriptOptions,
   serveTranscript,
 } from './harness/replay.js';
+// Scenario files.
 export {
-  type ActivateExpect,
-  type ActivateSpec,
   type ExpectationResult,
   formatScenarioReport,
-  type HostCheck,
   loadScenario,
   parseScenario,
   type RunScenarioOptions,
@@ -100,48 +67,19 @@ export {
   type ScenarioReport,
   type ScenarioStep,
 } from './harness/scenario.js';
-export {
-  type KmsRequestFields,
-  type KmsResponseFields,
-  parseTranscript,
-  TranscriptError,
-  type TranscriptHeader,
-  type TranscriptPdu,
-  type TranscriptRecord,
-  TranscriptRecorder,
-} from './harness/transcript.js';
+export { parseTranscript, TranscriptError, type TranscriptRecord } from './harness/transcript.js';
+// Time, randomness, products and policy.
 export { type Clock, type DurationInput, ManualClock, parseDuration, SystemClock } from './host/clock.js';
 export type { ActivationEvent } from './host/events.js';
 export type { HostPolicy } from './host/policy.js';
 export { type Random, SeededRandom } from './host/random.js';
-export { decodeRequest, encodeRequest, encodeResponse, verifyResponse } from './kms/envelope.js';
-export { type EpidParts, formatEpid, isValidEpid, parseEpid } from './kms/epid.js';
-export { HResult, hresultHex, hresultText, parseHResult } from './kms/hresult.js';
-// Codecs: KMS messages, NDR stubs, RPC PDUs, HRESULTs, ePIDs, GUIDs and FILETIMEs.
-export type {
-  DecodedRequest,
-  KmsRequestBody,
-  KmsResponseBody,
-  KmsVersion,
-  NdrSyntax,
-  RequestContext,
-  VerifiedResponse,
-} from './kms/messages.js';
+export { HResult, hresultHex, hresultText } from './kms/hresult.js';
 export {
-  unwrapRequestStub,
-  unwrapResponseStub,
-  wrapErrorStub,
-  wrapRequestStub,
-  wrapResponseStub,
-} from './kms/stub.js';
-export { NCA_STATUS, PTYPE } from './rpc/constants.js';
-export { decodePdu } from './rpc/decode.js';
-export { encodePdu } from './rpc/encode.js';
-export { Framer } from './rpc/framer.js';
-export type { Pdu } from './rpc/pdu.js';
-// The host as a library (without the harness).
+  type DnsResponder,
+  type DnsResponderOptions,
+  type DnsTarget,
+  startDnsResponder,
+} from './server/dns.js';
+// The host without the harness, and the lab DNS responder.
 export { type HostRuntime, type HostRuntimeOptions, startHostRuntime } from './server/runtime.js';
 export type { HistoryQuery, HistoryRecord } from './store/store.js';
-export { isProtocolError, ProtocolError } from './wire/errors.js';
-export { type FileTime, fileTimeFromMs, fileTimeToMs } from './wire/filetime.js';
-export { type Guid, parseGuid } from './wire/guid.js';

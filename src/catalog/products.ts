@@ -4,7 +4,7 @@ import raw from './products.json' with { type: 'json' };
 
 /** The product catalog (applications, KMS ids, SKUs, CSVLKs, ePID pools, host builds), checked on load. */
 
-export interface Application {
+interface Application {
   id: Guid;
   name: string;
   vlmcsdName: string;
@@ -12,7 +12,7 @@ export interface Application {
   cacheSize: number;
 }
 
-export interface KmsIdInfo {
+interface KmsIdInfo {
   id: Guid;
   name: string;
   applicationId: Guid;
@@ -33,7 +33,7 @@ export interface Sku {
   gvlk: string | null;
 }
 
-export interface Csvlk {
+interface Csvlk {
   id: Guid | null;
   name: string;
   /** null where the public tables do not give them. */
@@ -54,7 +54,7 @@ export interface EpidPool {
   defaultEpid: string;
 }
 
-export interface HostBuild {
+interface HostBuild {
   buildNumber: number;
   platformId: number;
   name: string;
@@ -119,6 +119,68 @@ function nameKeys(name: string): string[] {
     keys.add(base.replace('10/11', '11'));
   }
   return [...keys];
+}
+
+/**
+ * "preview" or "retail" for a SKU whose KMS id is one, or whose name says so (some previews count
+ * in a volume KMS id: "Office Professional Plus 2021 Preview"), else null: a volume SKU.
+ */
+export function skuChannel(s: Sku, k: KmsIdInfo | undefined): 'preview' | 'retail' | null {
+  if (k?.isPreview || /\bpreview\b/i.test(s.name)) return 'preview';
+  if (k?.isRetail || /\bretail\b/i.test(s.name)) return 'retail';
+  return null;
+}
+
+const words = (s: string) => s.split(/[\s/]+/).filter(Boolean);
+
+/**
+ * A SKU by name: the exact name first ("Windows 10 Enterprise" is exact for "Windows 10/11
+ * Enterprise"), then a unique prefix, then a unique name holding every word given, in any order. A
+ * preview or retail SKU is only ever matched by its exact name, so a volume name never lands on one;
+ * anything else is an error listing the candidates.
+ */
+function matchSkuName(
+  given: string,
+  skus: readonly Sku[],
+  byName: ReadonlyMap<string, Sku[]>,
+  kmsIdOf: (s: Sku) => KmsIdInfo | undefined,
+): Sku {
+  const key = given.toLowerCase().replace(/\s+/g, ' ');
+  const exact = byName.get(key);
+  if (exact && exact.length === 1) return exact[0]!;
+  const want = words(key);
+  const prefixed = skus.filter((s) => nameKeys(s.name).some((k) => k.startsWith(key)));
+  const worded = skus.filter((s) =>
+    nameKeys(s.name).some((k) => {
+      const have = words(k);
+      return want.every((w) => have.includes(w));
+    }),
+  );
+  const volume = (list: Sku[]) => list.filter((s) => skuChannel(s, kmsIdOf(s)) === null);
+  for (const list of [volume(prefixed), volume(worded)]) if (list.length === 1) return list[0]!;
+  // Volume SKUs first, shortest names first: the likeliest meant.
+  const candidates = [...new Set([...(exact ?? []), ...prefixed, ...worded])].sort(
+    (a, b) =>
+      Number(skuChannel(a, kmsIdOf(a)) !== null) - Number(skuChannel(b, kmsIdOf(b)) !== null) ||
+      a.name.length - b.name.length,
+  );
+  const label = (s: Sku) => {
+    const ch = skuChannel(s, kmsIdOf(s));
+    return `"${s.name}"${ch ? ` (${ch})` : ''}`;
+  };
+  const shown = candidates.slice(0, 8).map(label).join(', ');
+  const more =
+    candidates.length > 8
+      ? ` and ${candidates.length - 8} more (kmslab products ${JSON.stringify(given)})`
+      : '';
+  throw new ProtocolError(
+    'BAD_VALUE',
+    candidates.length === 0
+      ? `no product named "${given}" (kmslab products lists them)`
+      : volume(candidates).length === 0
+        ? `no volume product named "${given}"; give the exact name to use one of: ${shown}${more}`
+        : `"${given}" is ambiguous; give the exact name of one of: ${shown}${more}`,
+  );
 }
 
 export function buildCatalog(data: unknown): Catalog {
@@ -259,18 +321,7 @@ export function buildCatalog(data: unknown): Catalog {
         if (s) return s;
         throw new ProtocolError('BAD_VALUE', `unknown SKU id ${t}`);
       }
-      const key = t.toLowerCase().replace(/\s+/g, ' ');
-      const exact = skuByName.get(key);
-      if (exact && exact.length === 1) return exact[0]!;
-      const candidates = skus.filter((s) => nameKeys(s.name).some((k) => k.includes(key)));
-      if (candidates.length === 1) return candidates[0]!;
-      const shown = (exact ?? candidates).slice(0, 8).map((s) => s.name);
-      throw new ProtocolError(
-        'BAD_VALUE',
-        shown.length === 0
-          ? `no product named "${t}"`
-          : `"${t}" is ambiguous; did you mean one of: ${shown.join('; ')}`,
-      );
+      return matchSkuName(t, skus, skuByName, (s) => kmsById.get(s.kmsId));
     },
   };
 }

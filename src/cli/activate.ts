@@ -23,13 +23,14 @@ import { hresultHex } from '../kms/hresult.js';
 import type { KmsVersion } from '../kms/messages.js';
 import { isProtocolError } from '../wire/errors.js';
 import { parseGuid } from '../wire/guid.js';
+import { EXIT } from './errors.js';
 
-/** Exit codes of `activate` (also in its help text). */
-export const ACTIVATE_EXIT = {
-  ACTIVATED: 0,
-  USAGE: 1,
-  NOT_ACTIVATED: 2,
-  FAILED: 3,
+/** Exit codes of `activate`: the command line's one scheme (errors.ts), in activate's words. */
+const ACTIVATE_EXIT = {
+  ACTIVATED: EXIT.OK,
+  USAGE: EXIT.USAGE,
+  NOT_ACTIVATED: EXIT.REFUSED,
+  FAILED: EXIT.FAILED,
 } as const;
 
 interface ActivateCliOptions {
@@ -121,7 +122,7 @@ and tries the targets in priority / weight order, every address of a target (A a
 the next target, until one answers. It moves on only when the connection or the bind fails
 (refused, timeout, closed, bind rejected); an error HRESULT or a failed check is the result.
 
-Exit codes:
+What the exit codes mean for activate:
   0  every request got a verified answer and the client is activated
   2  every answer verified, but at least one was not an activation: the host answered an error
      HRESULT (e.g. 0xC004F042) or the count was insufficient (0xC004F038, decided by the client)
@@ -283,13 +284,13 @@ async function runActivate(hostArg: string | undefined, o: ActivateCliOptions, c
 }
 
 /** 0 all activated, 2 an HRESULT (host error or count insufficient), 3 any failure. */
-export function exitCodeFor(results: readonly ActivationResult[]): number {
+function exitCodeFor(results: readonly ActivationResult[]): number {
   if (results.length === 0 || results.some((r) => resultStatus(r) === 'failed')) return ACTIVATE_EXIT.FAILED;
   if (results.some((r) => resultStatus(r) === 'refused')) return ACTIVATE_EXIT.NOT_ACTIVATED;
   return ACTIVATE_EXIT.ACTIVATED;
 }
 
-export function jsonResult(r: ActivationResult): Record<string, unknown> {
+function jsonResult(r: ActivationResult): Record<string, unknown> {
   const o: Record<string, unknown> = {
     host: r.host,
     port: r.port,
@@ -322,7 +323,7 @@ function jsonError(e: FailureInfo): Record<string, unknown> {
  * resolver was asked), every address tried in order (`error` absent on the one that answered) and the
  * address that answered (null when none did).
  */
-export function jsonDiscovery(d: DiscoveryOutcome): Record<string, unknown> {
+function jsonDiscovery(d: DiscoveryOutcome): Record<string, unknown> {
   return {
     domain: d.domain,
     srvName: d.srvName,
@@ -359,7 +360,7 @@ function line(label: string, value: string): string {
   return `  ${`${label}:`.padEnd(21)} ${value}\n`;
 }
 
-export function describeResult(r: ActivationResult, i: number, n: number): string {
+function describeResult(r: ActivationResult, i: number, n: number): string {
   const where = r.host ? formatHostPort(r.host, r.port) : '(no host)';
   const via = r.ndr ? `, ${r.ndr.toUpperCase()}, call_id ${r.callId}` : '';
   let s = `Request ${i + 1} of ${n}: KMS V${r.protocol} to ${where}${via}\n`;

@@ -22,7 +22,7 @@ export interface DnsRecordOptions {
   dnsServer?: string;
 }
 
-export type DnsRecordFormat = 'all' | 'zone' | 'nsupdate' | 'dnscmd' | 'powershell';
+type DnsRecordFormat = 'all' | 'zone' | 'nsupdate' | 'dnscmd' | 'powershell';
 
 export interface DnsRecord {
   domain: string;
@@ -91,14 +91,14 @@ function relative(name: string, domain: string): string | null {
   return name.endsWith(`.${domain}`) ? name.slice(0, -domain.length - 1) : null;
 }
 
-export function zoneFileLines(r: DnsRecord): string[] {
+function zoneFileLines(r: DnsRecord): string[] {
   const lines = [`${fqdn(r.name)} ${r.ttl} IN SRV ${r.priority} ${r.weight} ${r.port} ${fqdn(r.host)}`];
   for (const a of r.addresses)
     lines.push(`${fqdn(r.host)} ${r.ttl} IN ${net.isIP(a) === 6 ? 'AAAA' : 'A'} ${a}`);
   return lines;
 }
 
-export function nsupdateScript(r: DnsRecord): string[] {
+function nsupdateScript(r: DnsRecord): string[] {
   const lines: string[] = [];
   if (r.dnsServer) lines.push(`server ${r.dnsServer}`);
   lines.push(`zone ${fqdn(r.domain)}`);
@@ -113,7 +113,7 @@ export function nsupdateScript(r: DnsRecord): string[] {
   return lines;
 }
 
-export function dnscmdLines(r: DnsRecord): string[] {
+function dnscmdLines(r: DnsRecord): string[] {
   const server = r.dnsServer ? `${r.dnsServer} ` : '';
   const lines = [
     `dnscmd ${server}/RecordAdd ${r.domain} ${relative(r.name, r.domain)} ${r.ttl} SRV ${r.priority} ${r.weight} ${r.port} ${r.host}`,
@@ -128,7 +128,7 @@ export function dnscmdLines(r: DnsRecord): string[] {
   return lines;
 }
 
-export function powershellLines(r: DnsRecord): string[] {
+function powershellLines(r: DnsRecord): string[] {
   const server = r.dnsServer ? ` -ComputerName ${r.dnsServer}` : '';
   const ttl = timeSpan(r.ttl);
   const lines = [
@@ -146,7 +146,7 @@ export function powershellLines(r: DnsRecord): string[] {
 }
 
 /** The text `kmslab dns-record` prints. */
-export function dnsRecordText(r: DnsRecord, format: DnsRecordFormat = 'all'): string {
+function dnsRecordText(r: DnsRecord, format: DnsRecordFormat = 'all'): string {
   switch (format) {
     case 'zone':
       return `${zoneFileLines(r).join('\n')}\n`;

@@ -7,13 +7,6 @@ import type { Command } from 'commander';
 import { DEFAULT_DNS_TTL } from '../defaults.js';
 import type { DnsRecordFlags } from './dns-record-run.js';
 
-export type {
-  DnsRecord,
-  DnsRecordFlags,
-  DnsRecordFormat,
-  DnsRecordOptions,
-} from './dns-record-run.js';
-
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 export function registerDnsRecord(

@@ -11,6 +11,8 @@ import {
   runFleet,
   writeFleetOutputs,
 } from '../client/fleet.js';
+import { EXIT, UsageError } from './errors.js';
+import { prepareDir } from './files.js';
 import type { FleetFlags } from './fleet.js';
 import { parseHostPort, parseIntStrict } from './options.js';
 
@@ -72,7 +74,7 @@ export function formatFleetSummary(
 /** The action of `kmslab fleet`. */
 export async function fleetCommand(flags: FleetFlags): Promise<void> {
   if ((flags.target === undefined) !== (flags.control === undefined)) {
-    throw new RangeError(
+    throw new UsageError(
       '--target and --control go together: the fleet sends KMS to --target and moves its manual clock through --control',
     );
   }
@@ -90,6 +92,8 @@ export async function fleetCommand(flags: FleetFlags): Promise<void> {
       ...(flags.officeProduct ? { office: flags.officeProduct } : {}),
     },
   });
+  if (flags.out) prepareDir(flags.out, '--out');
+  if (flags.reset && !flags.target) throw new UsageError('--reset only goes with --target and --control');
   const host: FleetHost =
     flags.target && flags.control
       ? new RemoteFleetHost({
@@ -122,6 +126,6 @@ export async function fleetCommand(flags: FleetFlags): Promise<void> {
   }
   if (result.totals.requests > 0 && result.totals.errors === result.totals.requests) {
     process.stderr.write('kmslab fleet: every request failed\n');
-    process.exitCode = 3;
+    process.exitCode = EXIT.FAILED;
   }
 }

@@ -1,12 +1,20 @@
 import { Command } from 'commander';
 import { registerActivate } from './activate.js';
 import { registerDnsRecord } from './dns-record.js';
+import { EXIT_CODES_HELP } from './errors.js';
 import { registerFleet } from './fleet.js';
+import { registerProducts } from './products.js';
 import { registerReplay } from './replay.js';
 import { registerScenario } from './scenario.js';
 import { registerServe } from './serve.js';
 
-/** The `kmslab` command line: one thin file per command. */
+/** Every command (and sub-command) ends its --help with the one exit-code table. */
+function withExitCodes(c: Command): void {
+  c.addHelpText('after', EXIT_CODES_HELP);
+  for (const sub of c.commands) withExitCodes(sub);
+}
+
+/** The `kmslab` command line: one thin file per command (a new one is one register call here). */
 export function buildProgram(): Command {
   const program = new Command();
   program
@@ -21,5 +29,7 @@ export function buildProgram(): Command {
   registerFleet(program);
   registerReplay(program);
   registerScenario(program);
+  registerProducts(program);
+  withExitCodes(program);
   return program;
 }

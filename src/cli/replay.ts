@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import type { ReplayReport } from '../harness/replay.js';
 import { parseDuration } from '../host/clock.js';
+import { EXIT, UsageError } from './errors.js';
 import { formatHostPort, parseHostPort } from './options.js';
+import { parseListenAddress } from './values.js';
 
 export interface ReplayFlags {
   target?: string;
@@ -18,7 +20,7 @@ function show(v: unknown): string {
 }
 
 /** The human-readable replay report. */
-export function formatReplayReport(file: string, r: ReplayReport): string {
+function formatReplayReport(file: string, r: ReplayReport): string {
   const lines = [
     `replayed ${file} against ${r.target}: ${r.connections} connection(s)${r.refusedConnections ? ` and ${r.refusedConnections} refused attempt(s)` : ''}, ${r.pdusSent} PDU(s) sent, ${r.pdusCompared} answer(s) compared`,
   ];
@@ -40,7 +42,26 @@ export function formatReplayReport(file: string, r: ReplayReport): string {
   return lines.join('\n');
 }
 
-/** `kmslab replay FILE --target HOST:PORT`: returns the exit code (0 same, 1 differences). */
+/** The flags that go together: --target (with --control, --timeout, --strict-identity, --json) or --as-host (with --listen). */
+function checkReplayFlags(flags: ReplayFlags): void {
+  if (flags.asHost) {
+    const clash = (['target', 'control', 'timeout', 'strictIdentity'] as const).find(
+      (k) => flags[k] !== undefined,
+    );
+    if (clash)
+      throw new UsageError(
+        `--as-host serves the recorded host side; --${clash.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is for playing the client side against --target`,
+      );
+    return;
+  }
+  if (flags.listen !== undefined) throw new UsageError('--listen only goes with --as-host');
+  if (!flags.target)
+    throw new UsageError(
+      'give --target HOST:PORT (replay the client side) or --as-host (serve the host side)',
+    );
+}
+
+/** `kmslab replay FILE --target HOST:PORT`: returns the exit code (0 same, 2 differences). */
 export async function replayCommand(
   file: string,
   flags: ReplayFlags,
@@ -50,9 +71,15 @@ export async function replayCommand(
     import('../harness/replay.js'),
     import('../harness/transcript.js'),
   ]);
+  checkReplayFlags(flags);
   const records = parseTranscript({ path: file });
   if (flags.asHost) {
-    const listen = parseHostPort(flags.listen ?? '127.0.0.1:1688');
+    let listen: ReturnType<typeof parseListenAddress>;
+    try {
+      listen = parseListenAddress(flags.listen ?? '127.0.0.1:1688', 1688);
+    } catch (e) {
+      throw new UsageError(`--listen: ${(e as Error).message}`);
+    }
     const served = await serveTranscript(records, {
       host: listen.host,
       port: listen.port,
@@ -71,11 +98,7 @@ export async function replayCommand(
     out(`answered ${served.stats.answered} PDU(s) on ${served.stats.connections} connection(s)`);
     return 0;
   }
-  if (!flags.target)
-    throw new RangeError(
-      'give --target HOST:PORT (replay the client side) or --as-host (serve the host side)',
-    );
-  const target = parseHostPort(flags.target);
+  const target = parseHostPort(flags.target!);
   const control = flags.control ? parseHostPort(flags.control, 8688) : null;
   const setClock = control
     ? async (ms: number) => {
@@ -95,7 +118,7 @@ export async function replayCommand(
     ...(flags.strictIdentity ? { strictIdentity: true } : {}),
   });
   out(flags.json ? JSON.stringify(report, null, 2) : formatReplayReport(file, report));
-  return report.ok ? 0 : 1;
+  return report.ok ? EXIT.OK : EXIT.REFUSED;
 }
 
 export function registerReplay(program: Command): void {

@@ -88,7 +88,7 @@ export interface ScenarioRunFlags {
   record?: string;
 }
 
-/** `kmslab scenario run FILE...`: returns the exit code (0 all passed, 1 a failure). */
+/** `kmslab scenario run FILE...`: returns the exit code (0 all passed, 2 an expectation failed). */
 export async function scenarioRunCommand(
   files: string[],
   flags: ScenarioRunFlags,
@@ -111,7 +111,7 @@ export async function scenarioRunCommand(
       failed === 0 ? `all ${files.length} scenarios passed` : `${failed} of ${files.length} scenarios failed`,
     );
   }
-  return reports.every((r) => r.passed) ? 0 : 1;
+  return reports.every((r) => r.passed) ? 0 : 2;
 }
 
 export function registerScenario(program: Command): void {
@@ -121,7 +121,7 @@ export function registerScenario(program: Command): void {
   cmd
     .command('run')
     .description(
-      'run scenarios in-process against a fresh lab host each; exit 0 when every expectation is met, 1 otherwise',
+      'run scenarios in-process against a fresh lab host each; exit 0 when every expectation is met, 2 otherwise',
     )
     .argument('<files...>', 'scenario files (YAML or JSON)')
     .option('--json', 'print the reports as JSON')

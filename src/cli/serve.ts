@@ -1,19 +1,22 @@
 import type { Command } from 'commander';
 import { DEFAULT_STORE_PATH } from '../defaults.js';
-import { parseDuration } from '../host/clock.js';
-import { parseHwid } from '../host/identity.js';
 import { GENUINE_MAX_SKEW_MS, type HostPolicy } from '../host/policy.js';
 import type { DnsResponder } from '../server/dns.js';
 import type { HostRuntime, HostRuntimeOptions } from '../server/runtime.js';
-import {
-  formatHostPort,
-  isLoopback,
-  parseHostPort,
-  parseIntStrict,
-  parseMinutes,
-  readConfigFile,
-} from './options.js';
+import type { ListenAddress } from '../server/tcp.js';
+import { UsageError } from './errors.js';
+import { prepareParentDir, readSettingsFile } from './files.js';
+import { formatHostPort, isLoopback } from './options.js';
 import { scenarioServeConfig, startServeLab } from './scenario.js';
+import {
+  parseServeSettings,
+  SERVE_FLAGS,
+  type ServeConfig,
+  type ServeKey,
+  type ServeSettings,
+} from './serve-config.js';
+
+export type { ServeConfig } from './serve-config.js';
 
 /*
  * This module only defines the command (main.ts loads it for every command and for --help): the host
@@ -21,262 +24,209 @@ import { scenarioServeConfig, startServeLab } from './scenario.js';
  * scenario loader (yaml) with --scenario, the DNS responder (dns-packet) with --dns, the pretty
  * printer with --pretty, and, in server/runtime.ts, the control API with its metrics (prom-client)
  * with --control and better-sqlite3 for a file store.
+ *
+ * A new flag: one line in SERVE_SETTINGS and SERVE_FLAGS (serve-config.ts), and its use below.
  */
 
-/** `kmslab serve`: flags and config-file keys are the same (camelCase of the flag). */
-export interface ServeConfig {
-  dns?: string;
-  domain?: string;
-  dnsTarget?: string;
-  dnsTtl?: string | number;
-  listen?: string[];
-  store?: string;
-  durability?: 'normal' | 'full';
-  historyLimit?: string | number;
-  clock?: 'system' | 'manual';
-  seed?: string | number;
-  control?: string;
-  logLevel?: string;
-  pretty?: boolean;
-  epid?: string[];
-  hwid?: string;
-  hostBuild?: number | string;
-  lcid?: number | string;
-  refuseUnknown?: boolean;
-  refuseRetail?: boolean;
-  refuseMismatch?: boolean;
-  maxClockSkew?: string | boolean;
-  lenient?: boolean;
-  activationInterval?: string | number;
-  renewalInterval?: string | number;
-  idleTimeout?: string | number;
-  maxConnections?: string | number;
-  maxPduSize?: string | number;
-  maxCallSize?: string | number;
-  maxConnectionLifetime?: string | number;
-  maxUnsentBytes?: string | number;
-  maxRequestsPerConnection?: string | number;
-  ndr64?: boolean;
-  btfn?: boolean;
-  /** Scenario file whose host settings and initial fault rules apply (flags win over its settings). */
-  scenario?: string;
-  /** NDJSON transcript of every PDU (for kmslab replay). */
-  record?: string;
-}
-
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+const REPEATABLE: ReadonlySet<ServeKey> = new Set(['listen', 'epid']);
 
-export function buildRuntimeOptions(c: ServeConfig): HostRuntimeOptions {
+/** Host options from serve settings (checked here, so a test or a caller may pass raw values). */
+export function buildRuntimeOptions(config: ServeConfig): HostRuntimeOptions {
+  const c = parseServeSettings(config);
   const policy: Partial<HostPolicy> = {};
   if (c.refuseUnknown) policy.refuseUnknown = true;
   if (c.refuseRetail) policy.refuseRetail = true;
   if (c.refuseMismatch) policy.refuseMismatch = true;
   if (c.lenient) policy.lenient = true;
-  if (c.maxClockSkew !== undefined && c.maxClockSkew !== false) {
-    policy.maxClockSkewMs = c.maxClockSkew === true ? GENUINE_MAX_SKEW_MS : parseDuration(c.maxClockSkew);
-  }
-  if (c.activationInterval !== undefined) policy.activationInterval = parseMinutes(c.activationInterval);
-  if (c.renewalInterval !== undefined) policy.renewalInterval = parseMinutes(c.renewalInterval);
-  const epids: Record<string, string> = {};
-  for (const e of c.epid ?? []) {
-    const i = e.indexOf('=');
-    if (i < 1) throw new RangeError(`--epid wants GROUP=EPID (e.g. Windows=03612-00206-...), got "${e}"`);
-    epids[e.slice(0, i)] = e.slice(i + 1);
-  }
+  if (c.maxClockSkew !== undefined && c.maxClockSkew !== false)
+    policy.maxClockSkewMs = c.maxClockSkew === true ? GENUINE_MAX_SKEW_MS : c.maxClockSkew;
+  if (c.activationInterval !== undefined) policy.activationInterval = c.activationInterval;
+  if (c.renewalInterval !== undefined) policy.renewalInterval = c.renewalInterval;
+  const epids = Object.fromEntries(c.epid ?? []);
+  const limits: NonNullable<HostRuntimeOptions['limits']> = {};
+  if (c.idleTimeout !== undefined) limits.idleTimeoutMs = c.idleTimeout;
+  if (c.maxConnections !== undefined) limits.maxConnections = c.maxConnections;
+  if (c.maxPduSize !== undefined) limits.maxPduSize = c.maxPduSize;
+  if (c.maxCallSize !== undefined) limits.maxCallSize = c.maxCallSize;
+  if (c.maxConnectionLifetime !== undefined) limits.maxConnectionLifetimeMs = c.maxConnectionLifetime;
+  if (c.maxUnsentBytes !== undefined) limits.maxUnsentBytes = c.maxUnsentBytes;
+  if (c.maxRequestsPerConnection !== undefined) limits.maxRequestsPerConnection = c.maxRequestsPerConnection;
   const opts: HostRuntimeOptions = {
-    listen: (c.listen && c.listen.length > 0 ? c.listen : ['127.0.0.1:1688']).map((l) => parseHostPort(l)),
-    store: c.store === undefined ? DEFAULT_STORE_PATH : c.store,
+    listen: c.listen && c.listen.length > 0 ? c.listen : [{ host: '127.0.0.1', port: 1688 }],
+    store: c.store ?? DEFAULT_STORE_PATH,
     durability: c.durability ?? 'normal',
-    ...(c.historyLimit !== undefined
-      ? { historyLimit: parseIntStrict(c.historyLimit, 'historyLimit', 1) }
-      : {}),
+    ...(c.historyLimit !== undefined ? { historyLimit: c.historyLimit } : {}),
     clock: c.clock ?? 'system',
     policy,
     identity: {
       ...(Object.keys(epids).length > 0 ? { epids } : {}),
-      ...(c.hwid ? { hwid: parseHwid(c.hwid) } : {}),
-      ...(c.hostBuild !== undefined ? { hostBuild: parseIntStrict(c.hostBuild, 'hostBuild', 1) } : {}),
-      ...(c.lcid !== undefined ? { lcid: parseIntStrict(c.lcid, 'lcid', 1) } : {}),
+      ...(c.hwid ? { hwid: c.hwid } : {}),
+      ...(c.hostBuild !== undefined ? { hostBuild: c.hostBuild } : {}),
+      ...(c.lcid !== undefined ? { lcid: c.lcid } : {}),
     },
     profile: { ndr64: c.ndr64 !== false, btfn: c.btfn !== false },
-    limits: {
-      ...(c.idleTimeout !== undefined ? { idleTimeoutMs: parseDuration(c.idleTimeout) } : {}),
-      ...(c.maxConnections !== undefined
-        ? { maxConnections: parseIntStrict(c.maxConnections, 'maxConnections', 1) }
-        : {}),
-      ...(c.maxPduSize !== undefined ? { maxPduSize: parseIntStrict(c.maxPduSize, 'maxPduSize', 16) } : {}),
-      ...(c.maxCallSize !== undefined
-        ? { maxCallSize: parseIntStrict(c.maxCallSize, 'maxCallSize', 16) }
-        : {}),
-      ...(c.maxConnectionLifetime !== undefined
-        ? { maxConnectionLifetimeMs: parseDuration(c.maxConnectionLifetime) }
-        : {}),
-      ...(c.maxUnsentBytes !== undefined
-        ? { maxUnsentBytes: parseIntStrict(c.maxUnsentBytes, 'maxUnsentBytes', 1024) }
-        : {}),
-      ...(c.maxRequestsPerConnection !== undefined
-        ? {
-            maxRequestsPerConnection: parseIntStrict(
-              c.maxRequestsPerConnection,
-              'maxRequestsPerConnection',
-              1,
-            ),
-          }
-        : {}),
-    },
+    limits,
   };
   if (c.seed !== undefined) opts.seed = c.seed;
-  if (c.control) opts.control = parseHostPort(c.control, 8688);
+  if (c.control) opts.control = c.control;
   return opts;
 }
 
-export function registerServe(program: Command, onStarted?: (rt: HostRuntime) => void): void {
-  program
-    .command('serve')
-    .description('run a KMS host (TCP 1688) with real CMID counting, 30-day decay and a persistent store')
-    .option(
-      '--listen <host:port>',
-      'address to listen on; repeat for more (default 127.0.0.1:1688, loopback only)',
-      collect,
-    )
-    .option('--store <path|memory>', `SQLite store file, or "memory" (default ${DEFAULT_STORE_PATH})`)
-    .option(
-      '--durability <normal|full>',
-      'SQLite synchronous mode: normal survives process crashes, full also power loss',
-    )
-    .option(
-      '--history-limit <n>',
-      'memory store: activation history rows kept, the newest (default 10000); SQLite keeps all',
-    )
-    .option('--clock <system|manual>', 'time source; manual moves only through the control API')
-    .option('--seed <n>', 'seed for ePIDs, HwId and random values (deterministic runs)')
-    .option('--control <host:port>', 'serve the HTTP control API here (loopback by default)')
-    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
-    .option('--pretty', 'human-readable logs instead of JSON lines')
-    .option('--config <file>', 'JSON (or YAML) file whose keys are these flags in camelCase')
-    .option(
-      '--epid <group=epid>',
-      'set the ePID of a CSVLK group (Windows, Office2010, Office2013, Office2016, Office2019, WinChinaGov)',
-      collect,
-    )
-    .option('--hwid <hex16>', 'host hardware id sent in V6 responses (16 hex digits)')
-    .option('--host-build <n>', 'host OS build used in generated ePIDs (default 17763)')
-    .option('--lcid <n>', 'host language id used in generated ePIDs (default 1033)')
-    .option('--refuse-unknown', 'answer 0xC004F042 to unknown KMS ids and application ids')
-    .option('--refuse-retail', 'answer 0xC004F042 to retail and preview product groups')
-    .option('--refuse-mismatch', 'answer 0xC004F042 when the application id does not match the KMS id')
-    .option(
-      '--max-clock-skew [duration]',
-      'answer 0xC004F06C when the client clock is off by more (4h if no value)',
-    )
-    .option('--lenient', 'accept a bad V4 MAC or V5/V6 padding instead of answering 0x8007000D')
-    .option('--activation-interval <duration>', 'VLActivationInterval sent to clients (default 120m)')
-    .option('--renewal-interval <duration>', 'VLRenewalInterval sent to clients (default 7d)')
-    .option('--idle-timeout <duration>', 'close connections idle this long (default 30s)')
-    .option('--max-connections <n>', 'concurrent connections; more are refused (default 1024)')
-    .option('--max-pdu-size <bytes>', 'largest PDU accepted (default 5840)')
-    .option('--max-call-size <bytes>', 'largest reassembled request stub (default 65536)')
-    .option('--max-connection-lifetime <duration>', 'close any connection older than this (default 10m)')
-    .option(
-      '--max-unsent-bytes <bytes>',
-      'drop a client that does not read once this much is queued (default 262144)',
-    )
-    .option(
-      '--max-requests-per-connection <n>',
-      'close a connection after this many requests (default 1000000)',
-    )
-    .option('--no-ndr64', 'act as a Vista/7-era host that does not use NDR64')
-    .option(
-      '--dns <host:port>',
-      'answer DNS (UDP and TCP) here: _vlmcs._tcp.DOMAIN SRV and the host name (needs --domain)',
-    )
-    .option('--domain <domain>', 'the lab DNS domain served with --dns (e.g. lab.test)')
-    .option('--dns-target <name>', 'host name the SRV record points at (default kmslab.DOMAIN)')
-    .option('--dns-ttl <seconds>', 'TTL of the DNS records (default 600)')
-    .option('--no-btfn', 'refuse bind-time feature negotiation')
-    .option(
-      '--scenario <file>',
-      "apply a scenario file's host settings and fault rules (its steps run with `kmslab scenario run`)",
-    )
-    .option('--record <file>', 'write an NDJSON transcript of every PDU (for `kmslab replay`)')
-    .action(async (flags: ServeConfig & { config?: string }) => {
-      const [{ default: pino }, { startHostRuntime }] = await Promise.all([
-        import('pino'),
-        import('../server/runtime.js'),
-      ]);
-      const file = flags.config ? await readConfigFile(flags.config) : {};
-      const scenarioPath = flags.scenario ?? (file as ServeConfig).scenario;
-      const scenario = scenarioPath
-        ? await (await import('../harness/scenario.js')).loadScenario(scenarioPath)
-        : null;
-      const c: ServeConfig = {
-        ...(file as ServeConfig),
-        ...(scenario ? scenarioServeConfig(scenario) : {}),
-        ...stripUndefined(flags),
-      };
-      const level = c.logLevel ?? 'info';
-      const logger =
-        c.pretty || (flags.pretty === undefined && process.stderr.isTTY && !file['pretty'])
-          ? pino({ level }, (await import('./pretty.js')).prettyStream())
-          : pino({ level });
-      const opts = buildRuntimeOptions(c);
-      opts.logger = logger;
-      const lab = scenario || c.record ? await startServeLab(opts, { scenario, record: c.record }) : null;
-      const rt = lab ? lab.runtime : await startHostRuntime(opts);
-      let dns: DnsResponder | null = null;
-      if (c.dns) {
-        try {
-          if (!c.domain) throw new RangeError('--dns needs --domain (the lab DNS domain, e.g. lab.test)');
-          const { startDnsResponder, targetsForListen } = await import('../server/dns.js');
-          dns = await startDnsResponder({
-            listen: parseHostPort(c.dns, 53),
-            domain: c.domain,
-            targets: targetsForListen(rt.addresses, c.dnsTarget ?? `kmslab.${c.domain}`),
-            ...(c.dnsTtl !== undefined ? { ttl: parseIntStrict(c.dnsTtl, 'dnsTtl', 0) } : {}),
-            logger,
-          });
-        } catch (e) {
-          await (lab ? lab.close() : rt.close());
-          throw e;
-        }
-      }
-      const where = rt.addresses.map(formatHostPort).join(', ');
-      const loopbackOnly = rt.addresses.every((a) => isLoopback(a.host));
-      logger.info(
-        {
-          listen: rt.addresses.map(formatHostPort),
-          store: rt.store.path ?? 'memory',
-          clock: rt.clock.kind,
-          seed: rt.seed,
-          control: rt.control ? formatHostPort(rt.control.address) : null,
-          dns: dns ? formatHostPort(dns.address) : null,
-          epids: rt.service.state.identity.epids,
-          ...(scenario ? { scenario: scenario.name, faults: lab?.getFaults().length ?? 0 } : {}),
-          ...(c.record ? { record: c.record } : {}),
-        },
-        `kmslab KMS host (a lab emulator) listening on ${where}${loopbackOnly ? ' — loopback only; use --listen 0.0.0.0:1688 to serve other machines' : ''}`,
-      );
-      onStarted?.(rt);
-      let stopping = false;
-      const stop = async (sig: string) => {
-        if (stopping) return;
-        stopping = true;
-        logger.info(
-          { signal: sig },
-          'shutting down: no new connections, finishing in-flight calls, closing the store',
-        );
-        await dns?.close();
-        await (lab ? lab.close() : rt.close());
-        logger.flush?.();
-        process.exitCode = 0;
-      };
-      process.once('SIGINT', () => void stop('SIGINT'));
-      process.once('SIGTERM', () => void stop('SIGTERM'));
-    });
+/** The values given on the command line itself (not commander's defaults), by setting key. */
+function givenFlags(cmd: Command): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(cmd.opts())) {
+    if (k !== 'config' && cmd.getOptionValueSource(k) === 'cli') out[k] = v;
+  }
+  return out;
 }
 
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(
-    Object.entries(o).filter(([k, v]) => v !== undefined && k !== 'config'),
-  ) as Partial<T>;
+/** Why a listener could not be bound, naming the flag it came from. */
+function bindError(e: unknown, c: ServeSettings): Error {
+  const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
+  const reasons: Record<string, string> = {
+    EADDRINUSE: 'address already in use',
+    EACCES: 'permission denied (ports below 1024 need privileges)',
+    EADDRNOTAVAIL: 'not an address of this machine',
+  };
+  const reason = err.code ? reasons[err.code] : undefined;
+  if (!reason) return err;
+  const same = (a: ListenAddress | undefined) => a && a.port === err.port;
+  const flag = same(c.control) ? '--control' : same(c.dns) ? '--dns' : '--listen';
+  const where = err.address !== undefined ? formatHostPort({ host: err.address, port: err.port ?? 0 }) : '';
+  return new UsageError(`${flag}: cannot listen on ${where}: ${reason}; nothing was started`);
+}
+
+export function registerServe(program: Command, onStarted?: (rt: HostRuntime) => void): void {
+  const cmd = program
+    .command('serve')
+    .description('run a KMS host (TCP 1688) with real CMID counting, 30-day decay and a persistent store');
+  for (const [key, [flag, help]] of Object.entries(SERVE_FLAGS) as [ServeKey, readonly [string, string]][]) {
+    if (REPEATABLE.has(key)) cmd.option(flag, help, collect);
+    else cmd.option(flag, help);
+    if (key === 'pretty')
+      cmd.option('--config <file>', 'JSON (or YAML) file whose keys are these flags in camelCase');
+  }
+  cmd.action(async (_o: unknown, self: Command) => {
+    await serveAction(self, onStarted);
+  });
+}
+
+async function serveAction(cmd: Command, onStarted?: (rt: HostRuntime) => void): Promise<void> {
+  const configPath = cmd.opts()['config'] as string | undefined;
+  const flags = givenFlags(cmd);
+  parseServeSettings(flags); // each source is checked alone first, so a message names its flag or key
+  const file = configPath ? await readSettingsFile(configPath, '--config') : {};
+  if (configPath) parseServeSettings(file, { kind: 'file', path: configPath });
+  const scenarioPath = (flags['scenario'] ?? file['scenario']) as string | undefined;
+  const scenario = scenarioPath
+    ? await (await import('../harness/scenario.js')).loadScenario(scenarioPath)
+    : null;
+  const merged = { ...file, ...(scenario ? scenarioServeConfig(scenario) : {}), ...flags } as ServeConfig;
+  const c = parseServeSettings(merged);
+  const opts = buildRuntimeOptions(merged);
+  if (typeof opts.store === 'string' && opts.store !== 'memory') prepareParentDir(opts.store, '--store');
+  const logger = await (await import('./logger.js')).createLogger(
+    c.logLevel ?? 'info',
+    c.pretty ?? (flags['pretty'] === undefined && process.stdout.isTTY === true),
+  );
+  opts.logger = logger;
+  const { startHostRuntime } = await import('../server/runtime.js');
+  let lab: Awaited<ReturnType<typeof startServeLab>> | null = null;
+  let rt: HostRuntime;
+  try {
+    lab = scenario || c.record ? await startServeLab(opts, { scenario, record: c.record }) : null;
+    rt = lab ? lab.runtime : await startHostRuntime(opts);
+  } catch (e) {
+    throw storeOrBindError(e, c);
+  }
+  const closeHost = () => (lab ? lab.close() : rt.close());
+  let dns: DnsResponder | null = null;
+  if (c.dns && c.domain) {
+    try {
+      const { startDnsResponder, targetsForListen } = await import('../server/dns.js');
+      dns = await startDnsResponder({
+        listen: c.dns,
+        domain: c.domain,
+        targets: targetsForListen(rt.addresses, c.dnsTarget ?? `kmslab.${c.domain}`),
+        ...(c.dnsTtl !== undefined ? { ttl: c.dnsTtl } : {}),
+        logger,
+      });
+    } catch (e) {
+      await closeHost();
+      throw e instanceof RangeError ? new UsageError(`--domain: ${e.message}`) : bindError(e, c);
+    }
+  }
+  // Before the start line: whoever reads it may signal at once.
+  stopOnSignals(async (why) => {
+    logger.info(
+      { signal: why },
+      'shutting down: no new connections, finishing in-flight calls, closing the store',
+    );
+    await dns?.close();
+    await closeHost();
+    logger.flush?.();
+  });
+  const where = rt.addresses.map(formatHostPort).join(', ');
+  const loopbackOnly = rt.addresses.every((a) => isLoopback(a.host));
+  const also = [
+    rt.control ? `control API on ${formatHostPort(rt.control.address)}` : '',
+    dns ? `DNS on ${formatHostPort(dns.address)}` : '',
+  ].filter(Boolean);
+  logger.info(
+    {
+      listen: rt.addresses.map(formatHostPort),
+      store: rt.store.path ?? 'memory',
+      clock: rt.clock.kind,
+      seed: rt.seed,
+      identity: rt.service.identitySource,
+      control: rt.control ? formatHostPort(rt.control.address) : null,
+      dns: dns ? formatHostPort(dns.address) : null,
+      epids: rt.service.state.identity.epids,
+      ...(scenario ? { scenario: scenario.name, faults: lab?.getFaults().length ?? 0 } : {}),
+      ...(c.record ? { record: c.record } : {}),
+    },
+    `kmslab KMS host (a lab emulator) listening on ${where}${also.length ? `, ${also.join(', ')}` : ''}; identity from the ${rt.service.identitySource === 'store' ? 'store' : `seed ${rt.seed}`}${loopbackOnly ? ' — loopback only; use --listen 0.0.0.0:1688 to serve other machines' : ''}`,
+  );
+  onStarted?.(rt);
+}
+
+function storeOrBindError(e: unknown, c: ServeSettings): Error {
+  const m = (e as Error).message ?? '';
+  if (/unable to open database|SQLITE_|not a database|EISDIR|ENOTDIR|EACCES: permission denied, open/.test(m))
+    return new UsageError(`--store ${c.store ?? DEFAULT_STORE_PATH}: ${m.split('\n')[0]}`);
+  return bindError(e, c);
+}
+
+/**
+ * SIGINT, SIGTERM, or the parent process going away (npm or npx killed, or a supervisor's shell that
+ * does not pass signals on: the host is re-parented) all stop the host the same way, once. The exit
+ * is then forced after 5 s in case something still holds the event loop.
+ */
+function stopOnSignals(stop: (why: string) => Promise<void>): void {
+  let stopping = false;
+  const parent = process.ppid;
+  const run = (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(watch);
+    void stop(why).then(
+      () => {
+        process.exitCode = 0;
+        setTimeout(() => process.exit(0), 5000).unref();
+      },
+      (e: unknown) => {
+        process.stderr.write(`kmslab: while stopping: ${(e as Error).message}\n`);
+        process.exit(3);
+      },
+    );
+  };
+  const watch = setInterval(() => {
+    if (process.ppid !== parent) run('parent exited');
+  }, 500);
+  watch.unref();
+  process.once('SIGINT', () => run('SIGINT'));
+  process.once('SIGTERM', () => run('SIGTERM'));
+  process.once('SIGHUP', () => run('SIGHUP'));
 }

@@ -21,6 +21,8 @@ import type { KmsRequestBody, KmsVersion, NdrSyntax, RequestContext } from '../k
 import { responseStubLength, unwrapResponseStub, wrapRequestStub } from '../kms/stub.js';
 import {
   BIND_NAK_REASON,
+  BTFN_KEEP_CONNECTION_ON_ORPHAN,
+  BTFN_SECURITY_CONTEXT_MULTIPLEXING,
   CONTEXT_RESULT,
   DREP_LE,
   HOST_MAX_FRAG,
@@ -55,15 +57,15 @@ import { hex } from '../wire/utf16.js';
 export const DEFAULT_KMS_PORT = 1688;
 export const DEFAULT_TIMEOUT_MS = 10_000;
 /** BindingExpiration (minutes left in the license state) vlmcs and a fresh Windows install send: 30 days. */
-export const DEFAULT_BINDING_EXPIRATION = 43_200;
+const DEFAULT_BINDING_EXPIRATION = 43_200;
 /** LicenseStatus 2 = out-of-box grace (spec c.1). */
-export const DEFAULT_LICENSE_STATUS = 2;
+const DEFAULT_LICENSE_STATUS = 2;
 /** The product used when neither a product nor a SKU is given: Windows 10/11 Enterprise. */
-export const DEFAULT_SKU_ID: Guid = '73111121-5638-40f6-bc11-f1d7b0d64300';
-/** The first call_id Windows and vlmcs use (spec captures: "call_id of the first bind is 2"). */
-export const FIRST_CALL_ID = 2;
+const DEFAULT_SKU_ID: Guid = '73111121-5638-40f6-bc11-f1d7b0d64300';
+/** The first call_id Windows and vlmcs use (vlmcsd/CAPTURES.md: "call_id of the first bind is 2"). */
+const FIRST_CALL_ID = 2;
 /** Windows' BTFN bitmask: security context multiplexing + keep connection on orphan (spec a.3). */
-export const WINDOWS_BTFN_BITMASK = 0x03;
+const WINDOWS_BTFN_BITMASK = BTFN_SECURITY_CONTEXT_MULTIPLEXING | BTFN_KEEP_CONNECTION_ON_ORPHAN;
 
 // ---------------------------------------------------------------------------------------------------
 // Errors and results
@@ -166,7 +168,7 @@ export interface ProductSelection {
   kmsId?: string;
 }
 
-export interface ClientIdentityOptions extends ProductSelection {
+interface ClientIdentityOptions extends ProductSelection {
   /** KMS protocol major version; default: the KMS id's protocolVersion (6 for unknown ids). */
   protocol?: KmsVersion;
   /** Client machine id; default a random GUID drawn from `random`. */
@@ -185,7 +187,7 @@ export interface ClientIdentityOptions extends ProductSelection {
   clientTime?: FileTime | Date;
 }
 
-export interface ConnectionOptions {
+interface ConnectionOptions {
   host: string;
   port?: number;
   /** Offer NDR64 (ctx 1) beside NDR32 (ctx 0). Default true. */
@@ -333,7 +335,7 @@ const NCA_NAMES: ReadonlyMap<number, string> = new Map(
 );
 
 /** `nca_s_unk_if (0x1C010003)`, or the bare hex for a status we cannot name. */
-export function ncaStatusName(status: number): string {
+function ncaStatusName(status: number): string {
   const name = NCA_NAMES.get(status >>> 0);
   return name ? `${name} (${hresultHex(status)})` : `status ${hresultHex(status)}`;
 }
@@ -629,6 +631,11 @@ export class KmsClient {
   close(): void {
     this.binding?.conn.close();
     this.binding = null;
+  }
+
+  /** `await using client = new KmsClient(...)` closes the connection at the end of the block. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
   }
 
   private async exchange(conn: RpcConnection, pdu: Pdu, what: string): Promise<Pdu> {

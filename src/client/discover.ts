@@ -29,7 +29,7 @@ import {
   unansweredResult,
 } from './client.js';
 
-export const DNS_PORT = 53;
+const DNS_PORT = 53;
 
 export interface SrvRecord {
   priority: number;
@@ -288,7 +288,7 @@ export function orderSrvRecords(records: readonly SrvRecord[], random: Random): 
 }
 
 /** `_vlmcs._tcp.DOMAIN`, the name Windows clients query (and KMS hosts publish). */
-export function srvName(domain: string): string {
+function srvName(domain: string): string {
   return `_vlmcs._tcp.${domain.replace(/\.$/, '')}`;
 }
 

@@ -49,7 +49,7 @@ function failure(error: string): ExchangeOutcome {
  * the history, and 10,000 machines over 180 days would append 260,000 records (about 340 MB of heap
  * and a measurable share of the run time in garbage collection).
  */
-export class PoolOnlyMemoryStore extends MemoryStore {
+class PoolOnlyMemoryStore extends MemoryStore {
   private seq = 0;
 
   override commit(change: StoreChange): number {

@@ -29,16 +29,16 @@ export const MACHINE_KINDS: readonly MachineKind[] = ['windows', 'server', 'offi
 export const DEFAULT_FLEET_PRODUCTS: Readonly<Record<MachineKind, string>> = FLEET_PRODUCTS;
 
 /** A client's activation stays valid this long after its last successful answer (spec f.6). */
-export const ACTIVATION_VALIDITY_MS = 180 * DAY;
+const ACTIVATION_VALIDITY_MS = 180 * DAY;
 /** Out-of-box grace a fresh volume installation has (spec f.6). */
-export const GRACE_MS = 30 * DAY;
+const GRACE_MS = 30 * DAY;
 /** The interval a client uses before it has heard any host (spec f.6 default). */
-export const DEFAULT_ACTIVATION_INTERVAL_MIN = 120;
+const DEFAULT_ACTIVATION_INTERVAL_MIN = 120;
 
 /** LicenseStatus values a client sends (spec c.1). */
-export const LICENSE = { UNLICENSED: 0, LICENSED: 1, OOB_GRACE: 2, NOTIFICATION: 5 } as const;
+const LICENSE = { UNLICENSED: 0, LICENSED: 1, OOB_GRACE: 2, NOTIFICATION: 5 } as const;
 
-export interface FleetProduct {
+interface FleetProduct {
   kind: MachineKind;
   name: string;
   skuId: Guid;
@@ -87,7 +87,7 @@ export interface FleetOptions {
   catalog?: Catalog;
 }
 
-export const DEFAULT_FLEET_START = Date.UTC(2026, 0, 1);
+const DEFAULT_FLEET_START = Date.UTC(2026, 0, 1);
 const VM_SHARE: Record<MachineKind, number> = { windows: 0.1, server: 0.6, office: 0.1 };
 const NAME_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 
@@ -105,7 +105,7 @@ function toTime(v: FleetOptions['start']): number {
   return t;
 }
 
-export function resolveFleetProduct(
+function resolveFleetProduct(
   kind: MachineKind,
   name: string,
   catalog: Catalog = defaultCatalog(),
@@ -309,7 +309,7 @@ export class EventQueue {
 // ---------------------------------------------------------------------------------------------------
 // Simulation
 
-export interface PoolInfo {
+interface PoolInfo {
   applicationId: Guid;
   /** Short name (Windows, Office2010, Office2013+): the key in each row's `pools`. */
   name: string;
@@ -345,7 +345,7 @@ export interface TimelineRow {
   left: number;
 }
 
-export interface MachineOutcome {
+interface MachineOutcome {
   id: number;
   kind: MachineKind;
   cmid: Guid;
@@ -636,6 +636,6 @@ export async function simulateFleet(opts: FleetOptions & RunFleetOptions = {}): 
   return runFleet(planFleet(opts), opts);
 }
 
-export type { InProcessHostOptions, RemoteHostOptions } from './fleet-host.js';
+export type { InProcessHostOptions } from './fleet-host.js';
 export { InProcessFleetHost, RemoteFleetHost } from './fleet-host.js';
 export { fleetCsv, fleetSvg, ProgressBar, writeFleetOutputs } from './fleet-output.js';

@@ -211,60 +211,15 @@ export function encryptBlock(
 ): void {
   checkBlock(src, srcOff, 'encryptBlock src');
   checkBlock(dst, dstOff, 'encryptBlock dst');
-  const rk = ks.enc;
-  let s0 =
-    ((src[srcOff]! << 24) | (src[srcOff + 1]! << 16) | (src[srcOff + 2]! << 8) | src[srcOff + 3]!) ^ rk[0]!;
-  let s1 =
-    ((src[srcOff + 4]! << 24) | (src[srcOff + 5]! << 16) | (src[srcOff + 6]! << 8) | src[srcOff + 7]!) ^
-    rk[1]!;
-  let s2 =
-    ((src[srcOff + 8]! << 24) | (src[srcOff + 9]! << 16) | (src[srcOff + 10]! << 8) | src[srcOff + 11]!) ^
-    rk[2]!;
-  let s3 =
-    ((src[srcOff + 12]! << 24) | (src[srcOff + 13]! << 16) | (src[srcOff + 14]! << 8) | src[srcOff + 15]!) ^
-    rk[3]!;
-  let k = 4;
-  for (let r = ks.rounds - 1; r > 0; r--) {
-    const t0 =
-      Te0[s0 >>> 24]! ^ Te1[(s1 >>> 16) & 0xff]! ^ Te2[(s2 >>> 8) & 0xff]! ^ Te3[s3 & 0xff]! ^ rk[k]!;
-    const t1 =
-      Te0[s1 >>> 24]! ^ Te1[(s2 >>> 16) & 0xff]! ^ Te2[(s3 >>> 8) & 0xff]! ^ Te3[s0 & 0xff]! ^ rk[k + 1]!;
-    const t2 =
-      Te0[s2 >>> 24]! ^ Te1[(s3 >>> 16) & 0xff]! ^ Te2[(s0 >>> 8) & 0xff]! ^ Te3[s1 & 0xff]! ^ rk[k + 2]!;
-    const t3 =
-      Te0[s3 >>> 24]! ^ Te1[(s0 >>> 16) & 0xff]! ^ Te2[(s1 >>> 8) & 0xff]! ^ Te3[s2 & 0xff]! ^ rk[k + 3]!;
-    s0 = t0;
-    s1 = t1;
-    s2 = t2;
-    s3 = t3;
-    k += 4;
-  }
-  // Final round: SubBytes, ShiftRows, AddRoundKey (no MixColumns).
-  const o0 =
-    ((SBOX[s0 >>> 24]! << 24) |
-      (SBOX[(s1 >>> 16) & 0xff]! << 16) |
-      (SBOX[(s2 >>> 8) & 0xff]! << 8) |
-      SBOX[s3 & 0xff]!) ^
-    rk[k]!;
-  const o1 =
-    ((SBOX[s1 >>> 24]! << 24) |
-      (SBOX[(s2 >>> 16) & 0xff]! << 16) |
-      (SBOX[(s3 >>> 8) & 0xff]! << 8) |
-      SBOX[s0 & 0xff]!) ^
-    rk[k + 1]!;
-  const o2 =
-    ((SBOX[s2 >>> 24]! << 24) |
-      (SBOX[(s3 >>> 16) & 0xff]! << 16) |
-      (SBOX[(s0 >>> 8) & 0xff]! << 8) |
-      SBOX[s1 & 0xff]!) ^
-    rk[k + 2]!;
-  const o3 =
-    ((SBOX[s3 >>> 24]! << 24) |
-      (SBOX[(s0 >>> 16) & 0xff]! << 16) |
-      (SBOX[(s1 >>> 8) & 0xff]! << 8) |
-      SBOX[s2 & 0xff]!) ^
-    rk[k + 3]!;
-  writeBlock(dst, dstOff, o0, o1, o2, o3);
+  encryptWords(
+    ks.enc,
+    ks.rounds,
+    readWord(src, srcOff),
+    readWord(src, srcOff + 4),
+    readWord(src, srcOff + 8),
+    readWord(src, srcOff + 12),
+  );
+  writeBlock(dst, dstOff, OUT[0]!, OUT[1]!, OUT[2]!, OUT[3]!);
 }
 
 /** Decrypts the 16 bytes at `src[srcOff]` into `dst[dstOff]`. `src` and `dst` may alias. */
@@ -277,67 +232,22 @@ export function decryptBlock(
 ): void {
   checkBlock(src, srcOff, 'decryptBlock src');
   checkBlock(dst, dstOff, 'decryptBlock dst');
-  const rk = ks.dec;
-  let s0 =
-    ((src[srcOff]! << 24) | (src[srcOff + 1]! << 16) | (src[srcOff + 2]! << 8) | src[srcOff + 3]!) ^ rk[0]!;
-  let s1 =
-    ((src[srcOff + 4]! << 24) | (src[srcOff + 5]! << 16) | (src[srcOff + 6]! << 8) | src[srcOff + 7]!) ^
-    rk[1]!;
-  let s2 =
-    ((src[srcOff + 8]! << 24) | (src[srcOff + 9]! << 16) | (src[srcOff + 10]! << 8) | src[srcOff + 11]!) ^
-    rk[2]!;
-  let s3 =
-    ((src[srcOff + 12]! << 24) | (src[srcOff + 13]! << 16) | (src[srcOff + 14]! << 8) | src[srcOff + 15]!) ^
-    rk[3]!;
-  let k = 4;
-  for (let r = ks.rounds - 1; r > 0; r--) {
-    const t0 =
-      Td0[s0 >>> 24]! ^ Td1[(s3 >>> 16) & 0xff]! ^ Td2[(s2 >>> 8) & 0xff]! ^ Td3[s1 & 0xff]! ^ rk[k]!;
-    const t1 =
-      Td0[s1 >>> 24]! ^ Td1[(s0 >>> 16) & 0xff]! ^ Td2[(s3 >>> 8) & 0xff]! ^ Td3[s2 & 0xff]! ^ rk[k + 1]!;
-    const t2 =
-      Td0[s2 >>> 24]! ^ Td1[(s1 >>> 16) & 0xff]! ^ Td2[(s0 >>> 8) & 0xff]! ^ Td3[s3 & 0xff]! ^ rk[k + 2]!;
-    const t3 =
-      Td0[s3 >>> 24]! ^ Td1[(s2 >>> 16) & 0xff]! ^ Td2[(s1 >>> 8) & 0xff]! ^ Td3[s0 & 0xff]! ^ rk[k + 3]!;
-    s0 = t0;
-    s1 = t1;
-    s2 = t2;
-    s3 = t3;
-    k += 4;
-  }
-  // Final round: InvShiftRows, InvSubBytes, AddRoundKey (no InvMixColumns).
-  const o0 =
-    ((INV_SBOX[s0 >>> 24]! << 24) |
-      (INV_SBOX[(s3 >>> 16) & 0xff]! << 16) |
-      (INV_SBOX[(s2 >>> 8) & 0xff]! << 8) |
-      INV_SBOX[s1 & 0xff]!) ^
-    rk[k]!;
-  const o1 =
-    ((INV_SBOX[s1 >>> 24]! << 24) |
-      (INV_SBOX[(s0 >>> 16) & 0xff]! << 16) |
-      (INV_SBOX[(s3 >>> 8) & 0xff]! << 8) |
-      INV_SBOX[s2 & 0xff]!) ^
-    rk[k + 1]!;
-  const o2 =
-    ((INV_SBOX[s2 >>> 24]! << 24) |
-      (INV_SBOX[(s1 >>> 16) & 0xff]! << 16) |
-      (INV_SBOX[(s0 >>> 8) & 0xff]! << 8) |
-      INV_SBOX[s3 & 0xff]!) ^
-    rk[k + 2]!;
-  const o3 =
-    ((INV_SBOX[s3 >>> 24]! << 24) |
-      (INV_SBOX[(s2 >>> 16) & 0xff]! << 16) |
-      (INV_SBOX[(s1 >>> 8) & 0xff]! << 8) |
-      INV_SBOX[s0 & 0xff]!) ^
-    rk[k + 3]!;
-  writeBlock(dst, dstOff, o0, o1, o2, o3);
+  decryptWords(
+    ks.dec,
+    ks.rounds,
+    readWord(src, srcOff),
+    readWord(src, srcOff + 4),
+    readWord(src, srcOff + 8),
+    readWord(src, srcOff + 12),
+  );
+  writeBlock(dst, dstOff, OUT[0]!, OUT[1]!, OUT[2]!, OUT[3]!);
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Multi-block primitives for cbc.ts and v4-mac.ts. They skip the per-block argument checks (their
 // callers check whole regions once) and keep the chaining value in 32-bit words instead of XORing byte
-// by byte, which makes CBC about twice as fast as calling encryptBlock / decryptBlock per block. The
-// round functions are the ones above; only the loop around them differs.
+// by byte, which makes CBC about twice as fast as calling encryptBlock / decryptBlock per block.
+// encryptWords / decryptWords are the only round bodies: the single-block functions above call them too.
 
 /** Output of encryptWords / decryptWords (one block as four big-endian words). */
 const OUT = new Int32Array(4);

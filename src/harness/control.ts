@@ -9,6 +9,7 @@
  *                    faults too) and, with `connections=1`, connection events
  */
 import type http from 'node:http';
+import { jsonReplacer } from '../kms/hresult.js';
 import { HttpError, historyQuery, readJson, sendJson } from '../server/control-api.js';
 import type { Store } from '../store/store.js';
 import type { LabEvent, LabEvents } from './events.js';
@@ -59,14 +60,15 @@ export function labEventsRoute(store: Store, events: LabEvents): ControlRoute {
       url.searchParams.get('connections') === '1' || url.searchParams.get('connections') === 'true';
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     res.flushHeaders();
-    for (const r of store.history(q)) res.write(`${JSON.stringify({ type: 'history', ...r })}\n`);
+    for (const r of store.history(q))
+      res.write(`${JSON.stringify({ type: 'history', ...r }, jsonReplacer)}\n`);
     if (!follow || events.ended) {
       res.end();
       return true;
     }
     const fn = (e: LabEvent) => {
       if (e.type === 'connection' && !connections) return;
-      res.write(`${JSON.stringify(e)}\n`);
+      res.write(`${JSON.stringify(e, jsonReplacer)}\n`);
     };
     events.on('event', fn);
     const stop = () => {

@@ -66,7 +66,7 @@ export type FaultAction =
 
 export type FaultActionType = FaultAction['type'];
 
-export const ACTION_LEVEL: Readonly<Record<FaultActionType, FaultLevel>> = {
+const ACTION_LEVEL: Readonly<Record<FaultActionType, FaultLevel>> = {
   hresult: 'call',
   count: 'call',
   'rpc-fault': 'call',
@@ -172,7 +172,7 @@ const ACTION_KEYS: Record<FaultActionType, string[]> = {
   'refuse-connection': [],
 };
 /** Longest injected delay: a lab should not hang for longer by accident. */
-export const MAX_FAULT_DELAY_MS = 10 * 60_000;
+const MAX_FAULT_DELAY_MS = 10 * 60_000;
 
 const APP_ALIASES: Record<string, Guid> = {
   windows: WINDOWS_APP_ID,
@@ -543,7 +543,7 @@ function peerPattern(p: string): RegExp {
 }
 
 /** The address part of `host:port` / `[v6]:port` peers. */
-export function peerAddress(peer: string): string {
+function peerAddress(peer: string): string {
   const v6 = /^\[([^\]]+)\]:\d+$/.exec(peer);
   if (v6) return v6[1]!;
   const i = peer.lastIndexOf(':');
@@ -792,7 +792,7 @@ export class FaultEngine {
 }
 
 /** Merges the actions of the call rules that fired (earlier rules win a field both set). */
-export function callFaultOf(fired: readonly CompiledRule[]): CallFault {
+function callFaultOf(fired: readonly CompiledRule[]): CallFault {
   const f: CallFault = { name: fired.map((r) => r.name).join('+') };
   for (const r of fired) {
     const a = r.action;

@@ -96,7 +96,8 @@ export interface LabActivateOptions extends Omit<ActivateOptions, 'host' | 'port
   clockOffset?: DurationInput;
 }
 
-export interface LabHost {
+/** `await using kms = await startLabHost()` closes the host at the end of the block. */
+export interface LabHost extends AsyncDisposable {
   /** `host:port` of the KMS listener. */
   readonly address: string;
   readonly host: string;
@@ -129,6 +130,7 @@ export interface LabHost {
   activate(opts?: LabActivateOptions): Promise<ActivationResult[]>;
   /** Transcript lines kept in memory (`record: true`), else null. */
   transcript(): string[] | null;
+  /** Stops everything and ends the event stream; idempotent. `[Symbol.asyncDispose]` calls it. */
   close(): Promise<void>;
 }
 
@@ -373,6 +375,7 @@ export async function startLabHost(opts: LabHostOptions = {}): Promise<LabHost> 
       recorder?.close();
       events.end();
     },
+    [Symbol.asyncDispose]: () => lab.close(),
   };
   return lab;
 }

@@ -198,7 +198,7 @@ function same(a: unknown, b: unknown): boolean {
 }
 
 /** Compares a recorded host PDU with the replayed one (both decoded the same way). */
-export function comparePdu(
+function comparePdu(
   conn: number,
   rec: TranscriptPdu,
   got: Decoded,
@@ -389,7 +389,8 @@ export interface ServeTranscriptOptions {
   onMismatch?: (m: { conn: number; expected: string; got: string }) => void;
 }
 
-export interface ServedTranscript {
+/** `await using served = await serveTranscript(...)` closes it at the end of the block. */
+export interface ServedTranscript extends AsyncDisposable {
   host: string;
   port: number;
   stats: { connections: number; answered: number; mismatches: number; beyondTranscript: number };
@@ -482,13 +483,18 @@ export async function serveTranscript(
     });
   });
   const addr = server.address() as net.AddressInfo;
-  return {
+  let closed = false;
+  const served: ServedTranscript = {
     host: addr.address,
     port: addr.port,
     stats,
     async close() {
+      if (closed) return;
+      closed = true;
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
     },
+    [Symbol.asyncDispose]: () => served.close(),
   };
+  return served;
 }

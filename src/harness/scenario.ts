@@ -16,129 +16,264 @@
  * ```
  */
 import { readFileSync } from 'node:fs';
+import { z } from 'zod';
 import type { ActivationResult } from '../client/client.js';
 import { type DurationInput, parseDuration } from '../host/clock.js';
-import type { HostPolicy } from '../host/policy.js';
+import { GENUINE_MAX_SKEW_MS, type HostPolicy, parseIntervalMinutes } from '../host/policy.js';
 import { randomGuid, SeededRandom } from '../host/random.js';
 import { hresultHex, parseHResult } from '../kms/hresult.js';
-import type { KmsVersion } from '../kms/messages.js';
+import { didYouMean, expected, formatIssues } from '../schema.js';
 import { type FaultRule, parseFaultRules, resolveTime, type TimeSpec } from './faults.js';
 import { applicationId, type LabHost, type LabHostOptions, offsetClock, startLabHost } from './lab-host.js';
 
 // ---------------------------------------------------------------------------------------------------
-// Types
+// The schema: the types below and the validation both come from it.
 
-export interface ScenarioPolicy {
-  refuseUnknown?: boolean;
-  refuseRetail?: boolean;
-  refuseMismatch?: boolean;
-  /** Duration (`4h`), or true for a genuine host's 4 hours; null / false for no check. */
-  maxClockSkew?: DurationInput | boolean | null;
-  /** Minutes as a number, or a duration (`120m`, `2h`). */
-  activationInterval?: number | string;
-  renewalInterval?: number | string;
-  lenient?: boolean;
-  maxRequiredCount?: number;
-  dedupePreviousCmid?: boolean;
+const show = (v: unknown) => JSON.stringify(v) ?? String(v);
+
+const str = (what = 'a string') => z.string(expected(what));
+const boolean = () => z.boolean(expected('a boolean'));
+const int = (min: number) =>
+  z.number(expected(`an integer ≥ ${min}`)).refine((v) => Number.isInteger(v) && v >= min, {
+    error: (i) => `an integer ≥ ${min}, got ${show(i.input)}`,
+  });
+const numberRecord = (what: string) => z.record(z.string(), z.number(), expected(what));
+
+/** A check run by a function of kmslab (duration, time, HRESULT parsers): its message is the issue. */
+function checked<T extends z.ZodType>(schema: T, check: (v: z.output<T>) => unknown) {
+  return schema.superRefine((v, ctx) => {
+    try {
+      check(v);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message, input: v });
+    }
+  });
 }
 
-export interface ScenarioHost {
-  seed?: string | number;
-  /** Start of the manual clock (ISO). */
-  start?: string;
-  clock?: 'manual' | 'system';
-  policy?: ScenarioPolicy;
-  identity?: { epids?: Record<string, string>; hwid?: string; hostBuild?: number; lcid?: number };
-  profile?: { ndr64?: boolean; btfn?: boolean };
-}
-
-export interface ActivateSpec {
-  product?: string;
-  sku?: string;
-  app?: string;
-  kmsId?: string;
-  protocol?: KmsVersion;
-  requiredCount?: number;
-  /** Simulated machines, one after the other (default 1). */
-  machines?: number;
-  /** Machines of a named group keep their CMIDs: a later step with the same group renews them. */
-  group?: string;
-  cmid?: string;
-  cmids?: string[];
-  previousCmid?: string;
-  /** Workstation name prefix (default the group name, or PC). */
-  workstation?: string;
-  /** Requests per machine, on one connection (default 1). */
-  requests?: number;
-  newConnection?: boolean;
-  /** The machines' clocks run this far ahead of the host's (`5h`, `-5h`). */
-  clockSkew?: DurationInput;
-  ndr64?: boolean;
-  btfn?: boolean;
-  multiplex?: boolean;
-  vm?: boolean;
-  licenseStatus?: number;
-  timeoutMs?: number;
-}
-
-export type NumberExpectation = number | { min?: number; max?: number };
-
-/** Checked against every result of the step (one per machine and request). */
-export interface ActivateExpect {
-  hresult?: number | string;
-  activated?: boolean;
-  count?: NumberExpectation;
-  /** One count per result, in order. */
-  counts?: number[];
-  /** The count of the last result. */
-  lastCount?: number;
-  /** Failure kind of every result (transport, rpc, verification), or null for none. */
-  error?: 'transport' | 'rpc' | 'verification' | null;
-  /** How many results activated. */
-  activatedResults?: number;
-}
-
-export interface HistoryCheck {
-  from?: TimeSpec;
-  to?: TimeSpec;
-  wouldActivate?: boolean;
-  cmid?: string;
-  applicationId?: string;
-  /** Number of history rows matching. */
-  length: number;
-}
-
-export interface HostCheck {
-  /** Pool counts by application (windows, office2010, office2013, or an application id). */
-  counts?: Record<string, number>;
-  /** Live CMIDs over all pools. */
-  clients?: number;
-  history?: HistoryCheck | HistoryCheck[];
-  /** Fault markers so far: a total, or by rule name. */
-  faultEvents?: number | Record<string, number>;
-  /** Activation events so far. */
-  activations?: number;
-}
-
-export type ScenarioStep = { name?: string } & (
-  | { advance: DurationInput }
-  | { at: TimeSpec }
-  | { faults: FaultRule[] }
-  | { reset: true }
-  | { activate: ActivateSpec; expect?: ActivateExpect }
-  | { check: HostCheck }
+const durationInput = z.union(
+  [z.string(), z.number(), z.record(z.string(), z.unknown())],
+  expected('a duration (30s, 4h, 7d) or { days, hours, minutes, ms }'),
+) as z.ZodType<DurationInput>;
+const duration = (signed = false) => checked(durationInput, (d) => signedDuration(d, signed));
+const timeSpec = checked(durationInput as z.ZodType<TimeSpec>, (t) => resolveTime(t, 0));
+const interval = checked(
+  z.union([z.number(), z.string()], expected('minutes or a duration')),
+  parseIntervalMinutes,
 );
 
-export interface Scenario {
-  name: string;
-  description?: string;
-  host?: ScenarioHost;
-  /** Rules active from the start; a `faults` step replaces them. */
-  faults?: FaultRule[];
-  steps?: ScenarioStep[];
-  /** Checked after the last step. */
-  expect?: HostCheck;
+const policySchema = z.strictObject({
+  refuseUnknown: boolean().optional(),
+  refuseRetail: boolean().optional(),
+  refuseMismatch: boolean().optional(),
+  /** Duration (`4h`), or true for a genuine host's 4 hours; null / false for no check. */
+  maxClockSkew: z.union([z.boolean(), z.null(), duration()]).optional(),
+  /** Minutes as a number, or a duration (`120m`, `2h`). */
+  activationInterval: interval.optional(),
+  renewalInterval: interval.optional(),
+  lenient: boolean().optional(),
+  maxRequiredCount: int(1).optional(),
+  dedupePreviousCmid: boolean().optional(),
+});
+
+const hostSchema = z.strictObject({
+  seed: z.union([z.string(), z.number()], expected('a string or number')).optional(),
+  /** Start of the manual clock (ISO). */
+  start: checked(str('an ISO time'), (v) => {
+    if (Number.isNaN(Date.parse(v))) throw new RangeError(`an ISO time, got ${show(v)}`);
+  }).optional(),
+  clock: z.enum(['manual', 'system'], expected('"manual" or "system"')).optional(),
+  policy: policySchema.optional(),
+  identity: z
+    .strictObject({
+      epids: z.record(z.string(), z.string(), expected('an object { pool name: ePID }')).optional(),
+      hwid: z
+        .string(expected('16 hex digits as a string (quote it in YAML)'))
+        .regex(/^(0x)?[0-9a-f]{16}$/i, { error: (i) => `16 hex digits, got ${show(i.input)}` })
+        .optional(),
+      hostBuild: int(1).optional(),
+      lcid: int(1).optional(),
+    })
+    .optional(),
+  profile: z.strictObject({ ndr64: boolean().optional(), btfn: boolean().optional() }).optional(),
+});
+
+const activateSchema = z
+  .strictObject({
+    product: str().optional(),
+    sku: str().optional(),
+    app: str().optional(),
+    kmsId: str().optional(),
+    protocol: z
+      .union([z.literal(4), z.literal(5), z.literal(6)], { error: (i) => `4, 5 or 6, got ${show(i.input)}` })
+      .optional(),
+    requiredCount: int(0).optional(),
+    /** Simulated machines, one after the other (default 1). */
+    machines: int(1).optional(),
+    /** Machines of a named group keep their CMIDs: a later step with the same group renews them. */
+    group: str().optional(),
+    cmid: str().optional(),
+    cmids: z.array(z.string(), expected('a list of GUIDs')).optional(),
+    previousCmid: str().optional(),
+    /** Workstation name prefix (default the group name, or PC). */
+    workstation: str().optional(),
+    /** Requests per machine, on one connection (default 1). */
+    requests: int(1).optional(),
+    newConnection: boolean().optional(),
+    /** The machines' clocks run this far ahead of the host's (`5h`, `-5h`). */
+    clockSkew: duration(true).optional(),
+    ndr64: boolean().optional(),
+    btfn: boolean().optional(),
+    multiplex: boolean().optional(),
+    vm: boolean().optional(),
+    licenseStatus: int(0).optional(),
+    timeoutMs: int(1).optional(),
+  })
+  // Run even when a field above failed, so every problem of the step is listed at once.
+  .superRefine(
+    (a, ctx) => {
+      const n = a.machines;
+      if (Array.isArray(a.cmids) && typeof n === 'number' && n !== a.cmids.length)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['cmids'],
+          message: `${a.cmids.length} CMIDs for ${n} machines`,
+        });
+      if (a.cmid !== undefined && n !== undefined && n !== 1)
+        ctx.addIssue({ code: 'custom', path: ['cmid'], message: 'one CMID is for one machine; use cmids' });
+    },
+    { when: () => true },
+  );
+
+/** Parses with `schema`, passing its issues on (paths relative to here), for a hand-made dispatch. */
+function forward<T extends z.ZodType>(schema: T, v: unknown, ctx: z.RefinementCtx): z.output<T> {
+  const r = schema.safeParse(v, { reportInput: true });
+  if (r.success) return r.data;
+  for (const i of r.error.issues) ctx.addIssue({ ...i } as z.core.$ZodRawIssue);
+  return z.NEVER;
 }
+
+/** One object, or a list of them (a union would only say "Invalid input" for a bad one). */
+const oneOrMany = <T extends z.ZodType>(schema: T) =>
+  z
+    .unknown()
+    .transform((v, ctx): z.output<T> | z.output<T>[] =>
+      Array.isArray(v) ? forward(z.array(schema), v, ctx) : forward(schema, v, ctx),
+    );
+
+const numberExpectation = z.union(
+  [z.number(), z.strictObject({ min: z.number().optional(), max: z.number().optional() })],
+  expected('a number or { min, max }'),
+);
+
+/** Checked against every result of the step (one per machine and request). */
+const activateExpectSchema = z.strictObject({
+  hresult: checked(
+    z.union([z.string(), z.number()], expected('an HRESULT such as 0xC004F038')),
+    parseHResult,
+  ).optional(),
+  activated: boolean().optional(),
+  count: numberExpectation.optional(),
+  /** One count per result, in order. */
+  counts: z.array(z.number(), expected('a list of numbers')).optional(),
+  /** The count of the last result. */
+  lastCount: int(0).optional(),
+  /** Failure kind of every result (transport, rpc, verification), or null for none. */
+  error: z
+    .union([z.enum(['transport', 'rpc', 'verification']), z.null()], {
+      error: () => 'transport, rpc, verification, or null',
+    })
+    .optional(),
+  /** How many results activated. */
+  activatedResults: int(0).optional(),
+});
+
+const historyCheckSchema = z.strictObject({
+  from: timeSpec.optional(),
+  to: timeSpec.optional(),
+  wouldActivate: boolean().optional(),
+  cmid: str().optional(),
+  applicationId: str().optional(),
+  /** Number of history rows matching. */
+  length: z.number({ error: () => 'the number of matching rows is required' }),
+});
+
+const hostCheckSchema = z.strictObject({
+  /** Pool counts by application (windows, office2010, office2013, or an application id). */
+  counts: numberRecord('an object { windows: 25, office2013: 5, ... }').optional(),
+  /** Live CMIDs over all pools. */
+  clients: int(0).optional(),
+  history: oneOrMany(historyCheckSchema).optional(),
+  /** Fault markers so far: a total, or by rule name. */
+  faultEvents: z
+    .union([z.number(), z.record(z.string(), z.number())], expected('a number, or { rule name: number }'))
+    .optional(),
+  /** Activation events so far. */
+  activations: int(0).optional(),
+});
+
+/** Fault rules are the faults module's own: its parser checks them and gives them their type. */
+const faultRules = z.unknown().transform((v, ctx): FaultRule[] => {
+  try {
+    return parseFaultRules(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message, input: v });
+    return z.NEVER;
+  }
+});
+
+const name = { name: str().optional() };
+const STEP_SCHEMAS = {
+  advance: z.strictObject({ ...name, advance: duration() }),
+  at: z.strictObject({ ...name, at: timeSpec }),
+  faults: z.strictObject({ ...name, faults: faultRules }),
+  reset: z.strictObject({ ...name, reset: z.literal(true, expected('true')) }),
+  activate: z.strictObject({ ...name, activate: activateSchema, expect: activateExpectSchema.optional() }),
+  check: z.strictObject({ ...name, check: hostCheckSchema }),
+} as const;
+const STEP_KINDS = Object.keys(STEP_SCHEMAS) as (keyof typeof STEP_SCHEMAS)[];
+
+/** A step has exactly one kind (its key); the kind's own schema checks the rest. */
+const stepSchema = z
+  .record(z.string(), z.unknown(), expected(`a step object with one of ${STEP_KINDS.join(', ')}`))
+  .transform((s, ctx) => {
+    const kinds = STEP_KINDS.filter((k) => k in s);
+    if (kinds.length !== 1) {
+      const unknown = Object.keys(s).filter((k) => k !== 'name' && k !== 'expect' && !(k in STEP_SCHEMAS));
+      const hint = unknown.length === 1 ? didYouMean(unknown[0]!, STEP_KINDS, (k) => JSON.stringify(k)) : '';
+      ctx.addIssue({
+        code: 'custom',
+        message: `exactly one of ${STEP_KINDS.join(', ')}; got ${kinds.length ? kinds.join(' and ') : 'none'}${hint}`,
+      });
+      return z.NEVER;
+    }
+    return forward(STEP_SCHEMAS[kinds[0]!], s, ctx) as ScenarioStep;
+  });
+
+const scenarioSchema = z.strictObject({
+  name: z
+    .string({ error: () => 'a name is required' })
+    .trim()
+    .min(1, { error: 'a name is required' }),
+  description: str().optional(),
+  host: hostSchema.optional(),
+  /** Rules active from the start; a `faults` step replaces them. */
+  faults: faultRules.optional(),
+  steps: z.array(stepSchema, expected('a list of steps')).optional(),
+  /** Checked after the last step. */
+  expect: hostCheckSchema.optional(),
+});
+
+export type ScenarioPolicy = z.input<typeof policySchema>;
+export type ScenarioHost = z.input<typeof hostSchema>;
+export type ActivateSpec = z.output<typeof activateSchema>;
+export type NumberExpectation = z.output<typeof numberExpectation>;
+export type ActivateExpect = z.output<typeof activateExpectSchema>;
+export type HistoryCheck = z.output<typeof historyCheckSchema>;
+export type HostCheck = z.output<typeof hostCheckSchema>;
+export type ScenarioStep = {
+  [K in keyof typeof STEP_SCHEMAS]: z.output<(typeof STEP_SCHEMAS)[K]>;
+}[keyof typeof STEP_SCHEMAS];
+export type Scenario = z.output<typeof scenarioSchema>;
 
 // ---------------------------------------------------------------------------------------------------
 // Validation
@@ -150,37 +285,6 @@ export class ScenarioError extends Error {
   }
 }
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const show = (v: unknown) => JSON.stringify(v) ?? String(v);
-
-class Checker {
-  readonly errors: string[] = [];
-  err(at: string, msg: string): void {
-    this.errors.push(`${at}: ${msg}`);
-  }
-  keys(o: Obj, at: string, allowed: readonly string[]): void {
-    for (const k of Object.keys(o))
-      if (!allowed.includes(k)) this.err(at, `unknown key "${k}" (use ${allowed.join(', ')})`);
-  }
-  type(o: Obj, k: string, at: string, t: 'string' | 'number' | 'boolean'): void {
-    if (o[k] !== undefined && typeof o[k] !== t) this.err(`${at}.${k}`, `a ${t}, got ${show(o[k])}`);
-  }
-  int(o: Obj, k: string, at: string, min: number): void {
-    const v = o[k];
-    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < min))
-      this.err(`${at}.${k}`, `an integer ≥ ${min}, got ${show(v)}`);
-  }
-  duration(o: Obj, k: string, at: string, signed = false): void {
-    if (o[k] === undefined) return;
-    try {
-      signedDuration(o[k] as DurationInput, signed);
-    } catch (e) {
-      this.err(`${at}.${k}`, (e as Error).message);
-    }
-  }
-}
-
 function signedDuration(d: DurationInput, signed = true): number {
   if (typeof d === 'string' && d.trim().startsWith('-')) {
     if (!signed) throw new RangeError(`a duration after now, got "${d}"`);
@@ -189,289 +293,34 @@ function signedDuration(d: DurationInput, signed = true): number {
   return parseDuration(d);
 }
 
-const POLICY_KEYS = [
-  'refuseUnknown',
-  'refuseRetail',
-  'refuseMismatch',
-  'maxClockSkew',
-  'activationInterval',
-  'renewalInterval',
-  'lenient',
-  'maxRequiredCount',
-  'dedupePreviousCmid',
-];
-const ACTIVATE_KEYS = [
-  'product',
-  'sku',
-  'app',
-  'kmsId',
-  'protocol',
-  'requiredCount',
-  'machines',
-  'group',
-  'cmid',
-  'cmids',
-  'previousCmid',
-  'workstation',
-  'requests',
-  'newConnection',
-  'clockSkew',
-  'ndr64',
-  'btfn',
-  'multiplex',
-  'vm',
-  'licenseStatus',
-  'timeoutMs',
-];
-const EXPECT_KEYS = ['hresult', 'activated', 'count', 'counts', 'lastCount', 'error', 'activatedResults'];
-const CHECK_KEYS = ['counts', 'clients', 'history', 'faultEvents', 'activations'];
-const STEP_KINDS = ['advance', 'at', 'faults', 'reset', 'activate', 'check'];
-
-function checkHost(c: Checker, h: unknown, at: string): void {
-  if (!isObj(h)) {
-    c.err(at, `an object, got ${show(h)}`);
-    return;
-  }
-  c.keys(h, at, ['seed', 'start', 'clock', 'policy', 'identity', 'profile']);
-  if (h['seed'] !== undefined && typeof h['seed'] !== 'string' && typeof h['seed'] !== 'number')
-    c.err(`${at}.seed`, 'a string or number');
-  if (h['start'] !== undefined && Number.isNaN(Date.parse(String(h['start']))))
-    c.err(`${at}.start`, `an ISO time, got ${show(h['start'])}`);
-  if (h['clock'] !== undefined && h['clock'] !== 'manual' && h['clock'] !== 'system')
-    c.err(`${at}.clock`, '"manual" or "system"');
-  const p = h['policy'];
-  if (p !== undefined) {
-    if (!isObj(p)) c.err(`${at}.policy`, 'an object');
-    else {
-      c.keys(p, `${at}.policy`, POLICY_KEYS);
-      for (const k of ['refuseUnknown', 'refuseRetail', 'refuseMismatch', 'lenient', 'dedupePreviousCmid'])
-        c.type(p, k, `${at}.policy`, 'boolean');
-      c.int(p, 'maxRequiredCount', `${at}.policy`, 1);
-      if (typeof p['maxClockSkew'] !== 'boolean' && p['maxClockSkew'] !== null)
-        c.duration(p, 'maxClockSkew', `${at}.policy`);
-      for (const k of ['activationInterval', 'renewalInterval']) {
-        if (p[k] === undefined) continue;
-        try {
-          minutes(p[k] as number | string);
-        } catch (e) {
-          c.err(`${at}.policy.${k}`, (e as Error).message);
-        }
-      }
-    }
-  }
-  const id = h['identity'];
-  if (id !== undefined) {
-    if (!isObj(id)) c.err(`${at}.identity`, 'an object');
-    else {
-      c.keys(id, `${at}.identity`, ['epids', 'hwid', 'hostBuild', 'lcid']);
-      if (
-        id['hwid'] !== undefined &&
-        (typeof id['hwid'] !== 'string' || !/^(0x)?[0-9a-f]{16}$/i.test(id['hwid']))
-      ) {
-        c.err(`${at}.identity.hwid`, `16 hex digits as a string (quote it in YAML), got ${show(id['hwid'])}`);
-      }
-      c.int(id, 'hostBuild', `${at}.identity`, 1);
-      c.int(id, 'lcid', `${at}.identity`, 1);
-      if (id['epids'] !== undefined && !isObj(id['epids']))
-        c.err(`${at}.identity.epids`, 'an object { pool name: ePID }');
-    }
-  }
-  const pr = h['profile'];
-  if (pr !== undefined) {
-    if (!isObj(pr)) c.err(`${at}.profile`, 'an object { ndr64, btfn }');
-    else {
-      c.keys(pr, `${at}.profile`, ['ndr64', 'btfn']);
-      c.type(pr, 'ndr64', `${at}.profile`, 'boolean');
-      c.type(pr, 'btfn', `${at}.profile`, 'boolean');
-    }
-  }
-}
-
-function checkNumberExpectation(c: Checker, v: unknown, at: string): void {
-  if (typeof v === 'number') return;
-  if (
-    isObj(v) &&
-    Object.keys(v).every((k) => k === 'min' || k === 'max') &&
-    Object.values(v).every((x) => typeof x === 'number')
-  )
-    return;
-  c.err(at, `a number or { min, max }, got ${show(v)}`);
-}
-
-function checkHostCheck(c: Checker, v: unknown, at: string): void {
-  if (!isObj(v)) {
-    c.err(at, `an object with any of ${CHECK_KEYS.join(', ')}`);
-    return;
-  }
-  c.keys(v, at, CHECK_KEYS);
-  if (v['counts'] !== undefined) {
-    if (!isObj(v['counts']) || !Object.values(v['counts']).every((x) => typeof x === 'number')) {
-      c.err(`${at}.counts`, 'an object { windows: 25, office2013: 5, ... }');
-    }
-  }
-  c.int(v, 'clients', at, 0);
-  c.int(v, 'activations', at, 0);
-  const fe = v['faultEvents'];
-  if (
-    fe !== undefined &&
-    typeof fe !== 'number' &&
-    !(isObj(fe) && Object.values(fe).every((x) => typeof x === 'number'))
-  ) {
-    c.err(`${at}.faultEvents`, 'a number, or { rule name: number }');
-  }
-  if (v['history'] !== undefined) {
-    const list = Array.isArray(v['history']) ? v['history'] : [v['history']];
-    list.forEach((h, i) => {
-      const hat = `${at}.history${Array.isArray(v['history']) ? `[${i}]` : ''}`;
-      if (!isObj(h)) {
-        c.err(hat, 'an object { from?, to?, wouldActivate?, cmid?, applicationId?, length }');
-        return;
-      }
-      c.keys(h, hat, ['from', 'to', 'wouldActivate', 'cmid', 'applicationId', 'length']);
-      if (typeof h['length'] !== 'number') c.err(`${hat}.length`, 'the number of matching rows is required');
-      c.type(h, 'wouldActivate', hat, 'boolean');
-      for (const k of ['from', 'to']) {
-        if (h[k] === undefined) continue;
-        try {
-          resolveTime(h[k] as TimeSpec, 0);
-        } catch (e) {
-          c.err(`${hat}.${k}`, (e as Error).message);
-        }
-      }
-    });
-  }
-}
-
-function checkStep(c: Checker, s: unknown, at: string): void {
-  if (!isObj(s)) {
-    c.err(at, `a step object with one of ${STEP_KINDS.join(', ')}`);
-    return;
-  }
-  const kinds = Object.keys(s).filter((k) => STEP_KINDS.includes(k));
-  if (kinds.length !== 1) {
-    c.err(at, `exactly one of ${STEP_KINDS.join(', ')}; got ${kinds.length ? kinds.join(' and ') : 'none'}`);
-    return;
-  }
-  const kind = kinds[0]!;
-  c.keys(s, at, ['name', kind, ...(kind === 'activate' ? ['expect'] : [])]);
-  c.type(s, 'name', at, 'string');
-  switch (kind) {
-    case 'advance':
-      c.duration(s, 'advance', at);
-      break;
-    case 'at':
-      try {
-        resolveTime(s['at'] as TimeSpec, 0);
-      } catch (e) {
-        c.err(`${at}.at`, (e as Error).message);
-      }
-      break;
-    case 'faults':
-      try {
-        parseFaultRules(s['faults']);
-      } catch (e) {
-        c.err(`${at}.faults`, (e as Error).message);
-      }
-      break;
-    case 'reset':
-      if (s['reset'] !== true) c.err(`${at}.reset`, 'true');
-      break;
-    case 'check':
-      checkHostCheck(c, s['check'], `${at}.check`);
-      break;
-    case 'activate': {
-      const a = s['activate'];
-      const aat = `${at}.activate`;
-      if (!isObj(a)) {
-        c.err(aat, 'an object (product, machines, group, ...)');
-        break;
-      }
-      c.keys(a, aat, ACTIVATE_KEYS);
-      for (const k of ['product', 'sku', 'app', 'kmsId', 'cmid', 'previousCmid', 'group', 'workstation'])
-        c.type(a, k, aat, 'string');
-      for (const k of ['newConnection', 'ndr64', 'btfn', 'multiplex', 'vm']) c.type(a, k, aat, 'boolean');
-      c.int(a, 'machines', aat, 1);
-      c.int(a, 'requests', aat, 1);
-      c.int(a, 'requiredCount', aat, 0);
-      c.int(a, 'licenseStatus', aat, 0);
-      c.int(a, 'timeoutMs', aat, 1);
-      if (a['protocol'] !== undefined && ![4, 5, 6].includes(a['protocol'] as number))
-        c.err(`${aat}.protocol`, '4, 5 or 6');
-      c.duration(a, 'clockSkew', aat, true);
-      if (a['cmids'] !== undefined) {
-        if (!Array.isArray(a['cmids']) || !a['cmids'].every((x) => typeof x === 'string'))
-          c.err(`${aat}.cmids`, 'a list of GUIDs');
-        else if (a['machines'] !== undefined && a['machines'] !== a['cmids'].length) {
-          c.err(`${aat}.cmids`, `${a['cmids'].length} CMIDs for ${a['machines']} machines`);
-        }
-      }
-      if (a['cmid'] !== undefined && a['machines'] !== undefined && a['machines'] !== 1)
-        c.err(`${aat}.cmid`, 'one CMID is for one machine; use cmids');
-      const e = s['expect'];
-      if (e !== undefined) {
-        const eat = `${at}.expect`;
-        if (!isObj(e)) {
-          c.err(eat, `an object with any of ${EXPECT_KEYS.join(', ')}`);
-          break;
-        }
-        c.keys(e, eat, EXPECT_KEYS);
-        if (e['hresult'] !== undefined) {
-          try {
-            parseHResult(e['hresult'] as string | number);
-          } catch (err) {
-            c.err(`${eat}.hresult`, (err as Error).message);
-          }
-        }
-        c.type(e, 'activated', eat, 'boolean');
-        if (e['count'] !== undefined) checkNumberExpectation(c, e['count'], `${eat}.count`);
-        if (
-          e['counts'] !== undefined &&
-          (!Array.isArray(e['counts']) || !e['counts'].every((x) => typeof x === 'number'))
-        ) {
-          c.err(`${eat}.counts`, 'a list of numbers');
-        }
-        c.int(e, 'lastCount', eat, 0);
-        c.int(e, 'activatedResults', eat, 0);
-        if (
-          e['error'] !== undefined &&
-          e['error'] !== null &&
-          !['transport', 'rpc', 'verification'].includes(e['error'] as string)
-        ) {
-          c.err(`${eat}.error`, 'transport, rpc, verification, or null');
-        }
-      }
-      break;
-    }
-  }
+/** Every key a schema object at `path` allows, for the "did you mean" of an unknown key. */
+function knownKeys(path: readonly PropertyKey[]): string[] {
+  const named = path.filter((p) => typeof p === 'string') as string[];
+  const last = named[named.length - 1];
+  const shapes: Record<string, z.ZodObject> = {
+    host: hostSchema,
+    policy: policySchema,
+    activate: activateSchema as unknown as z.ZodObject,
+    expect: path[0] === 'steps' ? activateExpectSchema : hostCheckSchema,
+    check: hostCheckSchema,
+    history: historyCheckSchema,
+    identity: hostSchema.shape.identity.unwrap(),
+    profile: hostSchema.shape.profile.unwrap(),
+  };
+  if (last === undefined) return Object.keys(scenarioSchema.shape);
+  const shape = shapes[last]?.shape;
+  return shape ? Object.keys(shape) : [];
 }
 
 /** Checks a parsed scenario object; throws ScenarioError listing every problem. */
 export function parseScenario(input: unknown, where = 'scenario'): Scenario {
-  const c = new Checker();
-  if (!isObj(input)) throw new ScenarioError([`${where}: an object with name, host, faults, steps, expect`]);
-  c.keys(input, where, ['name', 'description', 'host', 'faults', 'steps', 'expect']);
-  if (typeof input['name'] !== 'string' || input['name'].trim() === '')
-    c.err(`${where}.name`, 'a name is required');
-  c.type(input, 'description', where, 'string');
-  if (input['host'] !== undefined) checkHost(c, input['host'], `${where}.host`);
-  let faults: FaultRule[] | undefined;
-  if (input['faults'] !== undefined) {
-    try {
-      faults = parseFaultRules(input['faults']);
-    } catch (e) {
-      c.err(`${where}.faults`, (e as Error).message);
-    }
-  }
-  if (input['steps'] !== undefined) {
-    if (!Array.isArray(input['steps'])) c.err(`${where}.steps`, 'a list of steps');
-    else {
-      for (const [i, st] of input['steps'].entries()) checkStep(c, st, `${where}.steps[${i}]`);
-    }
-  }
-  if (input['expect'] !== undefined) checkHostCheck(c, input['expect'], `${where}.expect`);
-  if (c.errors.length > 0) throw new ScenarioError(c.errors);
-  const s = input as unknown as Scenario;
-  return faults ? { ...s, faults } : s;
+  if (typeof input !== 'object' || input === null || Array.isArray(input))
+    throw new ScenarioError([`${where}: an object with name, host, faults, steps, expect`]);
+  const r = scenarioSchema.safeParse(input, { reportInput: true });
+  if (r.success) return r.data;
+  const label = (path: readonly PropertyKey[]) =>
+    where + path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
+  throw new ScenarioError(formatIssues(r.error.issues, label, knownKeys));
 }
 
 /** Reads and checks a scenario file (YAML by extension .yaml / .yml, else JSON). */
@@ -492,17 +341,6 @@ export async function loadScenario(path: string): Promise<Scenario> {
 // ---------------------------------------------------------------------------------------------------
 // Host settings
 
-function minutes(v: number | string): number {
-  const ms =
-    typeof v === 'number' || /^\d+$/.test(String(v).trim()) ? Number(v) * 60_000 : parseDuration(String(v));
-  const m = Math.floor(ms / 60_000);
-  if (m < 1) throw new RangeError(`interval "${v}" is under one minute`);
-  return m;
-}
-
-/** A genuine host's skew limit (spec f.5). */
-const GENUINE_SKEW_MS = 4 * 3600_000;
-
 export function scenarioPolicy(p: ScenarioPolicy = {}): Partial<HostPolicy> {
   const out: Partial<HostPolicy> = {};
   for (const k of [
@@ -515,11 +353,11 @@ export function scenarioPolicy(p: ScenarioPolicy = {}): Partial<HostPolicy> {
     if (p[k] !== undefined) out[k] = p[k];
   }
   if (p.maxRequiredCount !== undefined) out.maxRequiredCount = p.maxRequiredCount;
-  if (p.maxClockSkew === true) out.maxClockSkewMs = GENUINE_SKEW_MS;
+  if (p.maxClockSkew === true) out.maxClockSkewMs = GENUINE_MAX_SKEW_MS;
   else if (p.maxClockSkew === false || p.maxClockSkew === null) out.maxClockSkewMs = null;
   else if (p.maxClockSkew !== undefined) out.maxClockSkewMs = parseDuration(p.maxClockSkew);
-  if (p.activationInterval !== undefined) out.activationInterval = minutes(p.activationInterval);
-  if (p.renewalInterval !== undefined) out.renewalInterval = minutes(p.renewalInterval);
+  if (p.activationInterval !== undefined) out.activationInterval = parseIntervalMinutes(p.activationInterval);
+  if (p.renewalInterval !== undefined) out.renewalInterval = parseIntervalMinutes(p.renewalInterval);
   return out;
 }
 

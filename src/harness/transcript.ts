@@ -25,8 +25,8 @@ import { fileTimeToIso } from '../wire/filetime.js';
 import { hex } from '../wire/utf16.js';
 import type { FaultFired } from './faults.js';
 
-export const TRANSCRIPT_FORMAT = 'kmslab-transcript';
-export const TRANSCRIPT_VERSION = 1;
+const TRANSCRIPT_FORMAT = 'kmslab-transcript';
+const TRANSCRIPT_VERSION = 1;
 
 export interface TranscriptHeader {
   type: 'header';
@@ -42,14 +42,14 @@ export interface TranscriptHeader {
   excluded: string[];
 }
 
-export interface TranscriptOpen {
+interface TranscriptOpen {
   type: 'open';
   conn: number;
   time: string;
 }
 
 /** Decoded KMS request fields (`error` when the message could not be decoded). */
-export interface KmsRequestFields {
+interface KmsRequestFields {
   version?: number;
   ndr: NdrSyntax;
   applicationId?: string;
@@ -70,7 +70,7 @@ export interface KmsRequestFields {
 }
 
 /** Decoded KMS response fields. */
-export interface KmsResponseFields {
+interface KmsResponseFields {
   ndr: NdrSyntax;
   hresult: string;
   version?: number;
@@ -109,7 +109,7 @@ export interface TranscriptPdu {
   error?: string;
 }
 
-export interface TranscriptFault {
+interface TranscriptFault {
   type: 'fault';
   conn: number | null;
   time: string;
@@ -145,11 +145,7 @@ function errorText(e: unknown): string {
  * Decodes the KMS message inside a response stub, independently of the client checks (so a tampered
  * answer still shows its fields), then runs the checks to set `verified`.
  */
-export function decodeKmsResponse(
-  stub: Uint8Array,
-  ndr: NdrSyntax,
-  ctx: RequestContext | null,
-): KmsResponseFields {
+function decodeKmsResponse(stub: Uint8Array, ndr: NdrSyntax, ctx: RequestContext | null): KmsResponseFields {
   let un: ReturnType<typeof unwrapResponseStub>;
   try {
     un = unwrapResponseStub(stub, ndr);

@@ -38,7 +38,7 @@ export interface RequestMeta {
 }
 
 /** Changes the store must persist for this request. */
-export interface PoolChange {
+interface PoolChange {
   upsert: (PoolClient & { applicationId: Guid })[];
   remove: { applicationId: Guid; cmid: Guid }[];
 }

@@ -24,7 +24,7 @@ export interface IdentityOptions {
   hwid?: Uint8Array;
 }
 
-export const DEFAULT_HOST_BUILD = 17763;
+const DEFAULT_HOST_BUILD = 17763;
 
 function dayOfYear(d: Date): number {
   return Math.floor((d.getTime() - Date.UTC(d.getUTCFullYear(), 0, 1)) / 86_400_000) + 1;

@@ -1,4 +1,4 @@
-import { HOUR } from './clock.js';
+import { HOUR, parseDuration } from './clock.js';
 
 /** What the host accepts, as data. Defaults are a fresh, permissive lab (spec f.5, f.8). */
 export interface HostPolicy {
@@ -36,6 +36,24 @@ export const DEFAULT_POLICY: HostPolicy = {
 
 /** A genuine host's skew limit, for `--max-clock-skew` without a value. */
 export const GENUINE_MAX_SKEW_MS = 4 * HOUR;
+
+/**
+ * Whole minutes of a VL activation or renewal interval from `120m`, `2h`, `7d`, or a bare number of
+ * minutes (as a genuine host's setting is written); at least 1 minute.
+ */
+export function parseIntervalMinutes(v: number | string): number {
+  const t = String(v).trim();
+  if (t.startsWith('-')) throw new RangeError(`an interval of at least 1 minute, got ${JSON.stringify(v)}`);
+  let ms: number;
+  try {
+    ms = /^\d+$/.test(t) ? Number(t) * 60_000 : parseDuration(t);
+  } catch {
+    throw new RangeError(`a duration such as 120m or 7d, got ${JSON.stringify(v)}`);
+  }
+  const m = Math.floor(ms / 60_000);
+  if (m < 1) throw new RangeError(`an interval of at least 1 minute, got ${JSON.stringify(v)}`);
+  return m;
+}
 
 export function resolvePolicy(p: Partial<HostPolicy> = {}): HostPolicy {
   const policy = { ...DEFAULT_POLICY, ...p };

@@ -160,6 +160,8 @@ export class KmsService {
   readonly state: HostState;
   readonly clock: Clock;
   readonly store: Store;
+  /** Where the ePIDs and HwId came from: the store (kept from an earlier run) or the seed (new). */
+  readonly identitySource: 'store' | 'seed';
   private readonly responseRandom: Random;
   /** The response random source as a function (one closure, not one per call). */
   private readonly randomBytes = (n: number): Uint8Array => this.responseRandom.bytes(n);
@@ -172,6 +174,7 @@ export class KmsService {
     const catalog = opts.catalog ?? defaultCatalog();
     const snapshot = this.store.load();
     const identity = resolveIdentity(catalog, snapshot.meta[META_IDENTITY], opts, this.clock.now());
+    this.identitySource = snapshot.meta[META_IDENTITY] ? 'store' : 'seed';
     this.store.setMeta(
       META_IDENTITY,
       JSON.stringify({ ...identity, hwid: Buffer.from(identity.hwid).toString('hex') }),

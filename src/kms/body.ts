@@ -6,9 +6,9 @@ import type { Writer } from '../wire/writer.js';
 import type { KmsRequestBody, KmsResponseBody } from './messages.js';
 
 export const BASE_REQUEST_SIZE = 236;
-export const WORKSTATION_UNITS = 64;
+const WORKSTATION_UNITS = 64;
 /** PIDSize is at most 128 bytes: 64 UTF-16 units including the NUL (spec c.2). */
-export const MAX_PID_SIZE = 128;
+const MAX_PID_SIZE = 128;
 
 function u16At(b: Uint8Array, i: number): number {
   return b[i]! | (b[i + 1]! << 8);
@@ -76,7 +76,7 @@ export function writeRequestBody(w: Writer, q: KmsRequestBody): void {
   w.raw(encodeUtf16Fixed(q.workstation, WORKSTATION_UNITS, 'WorkstationName'));
 }
 
-export function pidSize(epid: string): number {
+function pidSize(epid: string): number {
   return 2 * (epid.length + 1);
 }
 

@@ -9,8 +9,6 @@ import {
   BASE_REQUEST_SIZE,
   decodeRequestBody,
   decodeResponseBody,
-  MAX_PID_SIZE,
-  pidSize,
   responseBodyLength,
   writeRequestBody,
   writeResponseBody,
@@ -32,14 +30,14 @@ import { REFERENT_ID, responseStubLength, wrapResponseStub } from './stub.js';
  * supplies random bytes, so a seeded generator gives byte-identical answers.
  */
 
-export const V4_REQUEST_SIZE = BASE_REQUEST_SIZE + 16; // 252
-export const V5_REQUEST_SIZE = 4 + 16 + 240; // 260, V6 the same
+const V4_REQUEST_SIZE = BASE_REQUEST_SIZE + 16; // 252
+const V5_REQUEST_SIZE = 4 + 16 + 240; // 260, V6 the same
 const ZERO_IV = new Uint8Array(16);
 const PAD4 = 0x04;
 /** decodeRequest's V5/V6 plaintext (256 bytes), reused: decoding is synchronous and keeps no view of it. */
 const PLAIN = new Uint8Array(V5_REQUEST_SIZE - 4);
 
-export type RandomBytes = (n: number) => Uint8Array;
+type RandomBytes = (n: number) => Uint8Array;
 
 /** Deliberate damage for fault injection; a correct host never sets it. */
 export type Tamper = 'mac' | 'ciphertext' | null;
@@ -166,11 +164,10 @@ function encodeV4Response(body: KmsResponseBody, tamper: Tamper): Uint8Array {
 }
 
 /**
- * V5/V6 response in one buffer: the plaintext is written where its ciphertext goes (after the 4
- * version bytes), padded and encrypted in place, so there is one allocation and no copy. Random values
- * are drawn in the same order as encodeV56Generic (R, then Rand2) and the same errors are thrown at the
- * same points; unusual input (a random source returning other than 16 bytes, Q or HwId of the wrong
- * length) is handed to encodeV56Generic with the values already drawn, so the result never differs.
+ * The V5/V6 response (spec c.5, c.6), the only encoder of it, in one buffer: the plaintext is written
+ * where its ciphertext goes (after the 4 version bytes, inside the NDR stub when `stub` names a syntax),
+ * padded and encrypted in place, so there is one allocation and no copy. Random values are drawn in a
+ * fixed order (V6: R, then Rand2; V5: Rand2), so a seeded generator gives byte-identical answers.
  */
 function encodeV56Response(
   version: 5 | 6,
@@ -179,16 +176,11 @@ function encodeV56Response(
   opts: EncodeResponseOptions,
   stub: NdrSyntax | null,
 ): Uint8Array {
-  const generic = (o: EncodeResponseOptions) => {
-    const m = encodeV56Generic(version, q, body, o);
-    return stub === null ? m : wrapResponseStub(m, stub);
-  };
-  const r = version === 5 ? null : opts.random(16);
-  const epid = body.epid;
-  if (pidSize(epid) > MAX_PID_SIZE || q.length !== 16 || (r !== null && r.length !== 16)) {
-    return generic(replaying(r, opts));
-  }
-  const bodyLen = responseBodyLength(epid);
+  if (q.length !== 16) throw new RangeError(`Q must be 16 bytes, got ${q.length}`);
+  if (version === 6 && opts.hwid.length !== 8) throw new RangeError('HwId must be 8 bytes');
+  // First block: Q for V5 (so the wire IV equals the request's), fresh R for V6.
+  const r = version === 5 ? q : random16(opts);
+  const bodyLen = responseBodyLength(body.epid);
   const plainLen = version === 5 ? 16 + bodyLen + 48 : 16 + bodyLen + 48 + 8 + 16 + 16;
   const padded = plainLen + (16 - (plainLen % 16));
   const msgLen = 4 + padded;
@@ -206,12 +198,9 @@ function encodeV56Response(
     putU32(out, 2 * step, msgLen);
     m = 3 * step;
   }
-  out.set(r ?? q, m + 4);
+  out.set(r, m + 4);
   let p = writeResponseBodyAt(out, m + 20, body);
-  const rand2 = opts.random(16);
-  if (rand2.length !== 16 || (version === 6 && opts.hwid.length !== 8)) {
-    return generic(replaying(r, opts, rand2));
-  }
+  const rand2 = random16(opts);
   for (let i = 0; i < 16; i++) out[p + i] = rand2[i]! ^ q[i]!;
   sha256Into(rand2, out, p + 16);
   p += 48;
@@ -233,58 +222,17 @@ function encodeV56Response(
   return out;
 }
 
+function random16(opts: EncodeResponseOptions): Uint8Array {
+  const r = opts.random(16);
+  if (r.length !== 16) throw new RangeError(`the random source returned ${r.length} bytes, not 16`);
+  return r;
+}
+
 function putU32(out: Uint8Array, p: number, v: number): void {
   out[p] = v;
   out[p + 1] = v >>> 8;
   out[p + 2] = v >>> 16;
   out[p + 3] = v >>> 24;
-}
-
-/** Options whose random source first returns the values already drawn, then the real source's. */
-function replaying(
-  r: Uint8Array | null,
-  opts: EncodeResponseOptions,
-  rand2?: Uint8Array,
-): EncodeResponseOptions {
-  const drawn = [r, rand2].filter((x): x is Uint8Array => x !== null && x !== undefined);
-  return { ...opts, random: (n) => drawn.shift() ?? opts.random(n) };
-}
-
-/** The straightforward V5/V6 encoder (Writer, padded copy, encrypted copy); see encodeV56Response. */
-function encodeV56Generic(
-  version: 5 | 6,
-  q: Uint8Array,
-  body: KmsResponseBody,
-  opts: EncodeResponseOptions,
-): Uint8Array {
-  const bodyLen = responseBodyLength(body.epid);
-  const plainLen = version === 5 ? 16 + bodyLen + 48 : 16 + bodyLen + 48 + 8 + 16 + 16;
-  const w = new Writer(plainLen);
-  // First block: Q for V5 (so the wire IV equals the request's), fresh R for V6 (spec c.5, c.6).
-  w.raw(version === 5 ? q : opts.random(16));
-  writeResponseBody(w, body);
-  const rand2 = opts.random(16);
-  const xored = new Uint8Array(16);
-  for (let i = 0; i < 16; i++) xored[i] = rand2[i]! ^ q[i]!;
-  w.raw(xored).raw(sha256(rand2));
-  if (opts.tamper === 'mac' && version === 5) w.bytes[w.offset - 1]! ^= 0x01;
-  if (version === 6) {
-    if (opts.hwid.length !== 8) throw new RangeError('HwId must be 8 bytes');
-    w.raw(opts.hwid).raw(q);
-    const mac = v6Hmac(body.clientTime, w.bytes.subarray(0, w.offset));
-    if (opts.tamper === 'mac') mac[0]! ^= 0x01;
-    w.raw(mac);
-  }
-  const plain = pkcs7Pad(w.finish());
-  const cipher = cbcEncrypt(version === 5 ? V5_SCHEDULE : V6_SCHEDULE, ZERO_IV, plain);
-  if (opts.tamper === 'ciphertext') cipher[cipher.length - 20]! ^= 0x01;
-  const out = new Uint8Array(4 + cipher.length);
-  out[0] = body.minorVersion & 0xff;
-  out[1] = body.minorVersion >>> 8;
-  out[2] = body.majorVersion & 0xff;
-  out[3] = body.majorVersion >>> 8;
-  out.set(cipher, 4);
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -460,7 +408,7 @@ function verifyV56(message: Uint8Array, ctx: RequestContext): VerifiedResponse {
   throw new ProtocolError('BAD_MAC', 'V6 HMAC does not match any time slot', { field: 'HMAC' });
 }
 
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   let d = 0;
   for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;

@@ -40,6 +40,18 @@ export function hresultHex(h: number): string {
   return `0x${(h >>> 0).toString(16).toUpperCase().padStart(8, '0')}`;
 }
 
+/** Keys whose numbers are HRESULTs (or NCA status codes) wherever kmslab writes JSON for a reader. */
+export const HRESULT_KEYS: ReadonlySet<string> = new Set(['hresult', 'ncaStatus']);
+
+/**
+ * A `JSON.stringify` replacer that writes HRESULTs as "0xC004F038" (for jq and for people: the
+ * decimal 3221549112 says nothing), and bigints as decimal strings.
+ */
+export function jsonReplacer(key: string, value: unknown): unknown {
+  if (typeof value === 'number' && HRESULT_KEYS.has(key)) return hresultHex(value);
+  return typeof value === 'bigint' ? value.toString() : value;
+}
+
 export function hresultText(h: number): string {
   return TEXT[h >>> 0] ?? `HRESULT ${hresultHex(h)}`;
 }

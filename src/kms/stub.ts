@@ -62,7 +62,7 @@ export function unwrapRequestStub(stub: Uint8Array, syntax: NdrSyntax): Uint8Arr
   return r.bytesView(n, 'request');
 }
 
-export function requestStubLength(messageLength: number, syntax: NdrSyntax): number {
+function requestStubLength(messageLength: number, syntax: NdrSyntax): number {
   return (syntax === 'ndr32' ? 8 : 16) + messageLength;
 }
 

@@ -49,11 +49,11 @@ function authLength(c: PduCommon): number {
 // ---------------------------------------------------------------------------------------------------
 // Lengths
 
-export function contextElementLength(c: PresentationContext): number {
+function contextElementLength(c: PresentationContext): number {
   return 24 + 20 * c.transferSyntaxes.length;
 }
 
-export function bindBodyLength(b: BindBody): number {
+function bindBodyLength(b: BindBody): number {
   let n = 12;
   for (const c of b.contexts) n += contextElementLength(c);
   return n + (b.trailing?.length ?? 0);
@@ -68,7 +68,7 @@ function bindAckPadLength(b: BindAckBody): number {
   return (4 - ((HEADER_LENGTH + 10 + secAddrLength(b)) & 3)) & 3;
 }
 
-export function bindAckBodyLength(b: BindAckBody): number {
+function bindAckBodyLength(b: BindAckBody): number {
   return 10 + secAddrLength(b) + bindAckPadLength(b) + 4 + 24 * b.results.length + (b.trailing?.length ?? 0);
 }
 
@@ -76,7 +76,7 @@ function bindNakPadLength(p: BindNakPdu): number {
   return (4 - ((HEADER_LENGTH + 3 + 2 * p.versions.length) & 3)) & 3;
 }
 
-export function bindNakBodyLength(p: BindNakPdu): number {
+function bindNakBodyLength(p: BindNakPdu): number {
   return 3 + 2 * p.versions.length + (p.trailing?.length ?? bindNakPadLength(p));
 }
 
@@ -160,7 +160,7 @@ function reserved24(w: Writer, v: number | undefined, field: string): void {
   w.u8(r & 0xff).u16(r >>> 8);
 }
 
-export function encodeBindBody(w: Writer, b: BindBody): void {
+function encodeBindBody(w: Writer, b: BindBody): void {
   w.u16(u16(b.maxXmitFrag, 'max_xmit_frag'))
     .u16(u16(b.maxRecvFrag, 'max_recv_frag'))
     .u32(u32(b.assocGroupId, 'assoc_group_id'))
@@ -170,7 +170,7 @@ export function encodeBindBody(w: Writer, b: BindBody): void {
   if (b.trailing) w.raw(b.trailing);
 }
 
-export function encodeContextElement(w: Writer, c: PresentationContext): void {
+function encodeContextElement(w: Writer, c: PresentationContext): void {
   w.u16(u16(c.contextId, 'p_cont_id'))
     .u8(u8(c.transferSyntaxes.length, 'n_transfer_syn'))
     .u8(u8(c.reserved ?? 0, 'reserved'))
@@ -180,7 +180,7 @@ export function encodeContextElement(w: Writer, c: PresentationContext): void {
   for (const t of c.transferSyntaxes) w.raw(guidToBytes(t.uuid)).u32(u32(t.version, 'if_version'));
 }
 
-export function encodeBindAckBody(w: Writer, b: BindAckBody): void {
+function encodeBindAckBody(w: Writer, b: BindAckBody): void {
   w.u16(u16(b.maxXmitFrag, 'max_xmit_frag'))
     .u16(u16(b.maxRecvFrag, 'max_recv_frag'))
     .u32(u32(b.assocGroupId, 'assoc_group_id'))
@@ -213,20 +213,20 @@ export function encodeBindAckBody(w: Writer, b: BindAckBody): void {
   if (b.trailing) w.raw(b.trailing);
 }
 
-export function encodeBindNakBody(w: Writer, p: BindNakPdu): void {
+function encodeBindNakBody(w: Writer, p: BindNakPdu): void {
   w.u16(u16(p.rejectReason, 'provider_reject_reason')).u8(u8(p.versions.length, 'n_protocols'));
   for (const v of p.versions) w.u8(u8(v.major, 'rpc_vers')).u8(u8(v.minor, 'rpc_vers_minor'));
   if (p.trailing) w.raw(p.trailing);
   else w.zeros(bindNakPadLength(p));
 }
 
-export function encodeRequestBody(w: Writer, p: RequestPdu): void {
+function encodeRequestBody(w: Writer, p: RequestPdu): void {
   w.u32(u32(p.allocHint, 'alloc_hint')).u16(u16(p.contextId, 'p_cont_id')).u16(u16(p.opnum, 'opnum'));
   if (p.objectUuid !== undefined) w.raw(guidToBytes(p.objectUuid));
   w.raw(p.stub);
 }
 
-export function encodeResponseBody(w: Writer, p: ResponsePdu): void {
+function encodeResponseBody(w: Writer, p: ResponsePdu): void {
   w.u32(u32(p.allocHint, 'alloc_hint'))
     .u16(u16(p.contextId, 'p_cont_id'))
     .u8(u8(p.cancelCount, 'cancel_count'))
@@ -234,7 +234,7 @@ export function encodeResponseBody(w: Writer, p: ResponsePdu): void {
     .raw(p.stub);
 }
 
-export function encodeFaultBody(w: Writer, p: FaultPdu): void {
+function encodeFaultBody(w: Writer, p: FaultPdu): void {
   w.u32(u32(p.allocHint, 'alloc_hint'))
     .u16(u16(p.contextId, 'p_cont_id'))
     .u8(u8(p.cancelCount, 'cancel_count'))

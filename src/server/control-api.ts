@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { ManualClock, parseDuration } from '../host/clock.js';
 import type { ActivationEvent } from '../host/events.js';
 import type { KmsService } from '../host/service.js';
+import { jsonReplacer } from '../kms/hresult.js';
 import type { HistoryQuery } from '../store/store.js';
 
 /**
@@ -25,7 +26,7 @@ export interface ControlApiOptions {
 }
 
 export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2);
+  const text = JSON.stringify(body, jsonReplacer, 2);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
   res.end(`${text}\n`);
 }
@@ -87,7 +88,7 @@ export function createControlApi(opts: ControlApiOptions): http.Server {
   const streams = new Set<http.ServerResponse>();
   service.onEvent((e: ActivationEvent) => {
     if (streams.size === 0) return;
-    const line = `${JSON.stringify(e)}\n`;
+    const line = `${JSON.stringify(e, jsonReplacer)}\n`;
     for (const s of streams) s.write(line);
   });
 
@@ -146,7 +147,8 @@ export function createControlApi(opts: ControlApiOptions): http.Server {
         const follow = url.searchParams.get('follow') !== 'false' && url.searchParams.get('follow') !== '0';
         res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
         res.flushHeaders();
-        for (const r of service.store.history(q)) res.write(`${JSON.stringify({ type: 'history', ...r })}\n`);
+        for (const r of service.store.history(q))
+          res.write(`${JSON.stringify({ type: 'history', ...r }, jsonReplacer)}\n`);
         if (!follow) return res.end();
         streams.add(res);
         req.on('close', () => streams.delete(res));

@@ -39,7 +39,8 @@ export interface DnsResponderOptions {
   tcpIdleTimeoutMs?: number;
 }
 
-export interface DnsResponder {
+/** `await using dns = await startDnsResponder(...)` closes it at the end of the block. */
+export interface DnsResponder extends AsyncDisposable {
   /** Where it answers (the same port for UDP and TCP; port 0 resolved). */
   address: ListenAddress;
   zone: DnsZone;
@@ -55,12 +56,13 @@ export interface DnsZone {
 }
 
 export { DEFAULT_DNS_TTL };
-export const MAX_UDP_SIZE = 512;
+
+const MAX_UDP_SIZE = 512;
 /** Largest EDNS0 UDP payload we honour (RFC 6891 suggests 4096 at most; DNS flag day 2020: 1232). */
-export const MAX_EDNS_UDP_SIZE = 4096;
+const MAX_EDNS_UDP_SIZE = 4096;
 
 /** Concurrent DNS-over-TCP connections; Node closes any beyond it at once. */
-export const MAX_TCP_CONNECTIONS = 256;
+const MAX_TCP_CONNECTIONS = 256;
 
 const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 const OPCODE_QUERY = 0;
@@ -70,7 +72,7 @@ export function vlmcsSrvName(domain: string): string {
   return `_vlmcs._tcp.${normalizeName(domain)}`;
 }
 
-export function normalizeName(name: string): string {
+function normalizeName(name: string): string {
   return name.trim().replace(/\.$/, '').toLowerCase();
 }
 
@@ -174,7 +176,7 @@ function zoneNames(zone: DnsZone): string[] {
 }
 
 /** What the zone says about one question: rcode and records. */
-export function lookup(
+function lookup(
   zone: DnsZone,
   name: string,
   type: string,
@@ -386,7 +388,7 @@ export async function startDnsResponder(opts: DnsResponderOptions): Promise<DnsR
   log?.info({ dns: address, srv: zone.srvName, targets: zone.targets }, 'DNS responder for the lab domain');
   const tcpServer = tcp;
   let closed = false;
-  return {
+  const responder: DnsResponder = {
     address,
     zone,
     async close() {
@@ -398,7 +400,9 @@ export async function startDnsResponder(opts: DnsResponderOptions): Promise<DnsR
         new Promise<void>((r) => udpSocket.close(() => r())),
       ]);
     },
+    [Symbol.asyncDispose]: () => responder.close(),
   };
+  return responder;
 }
 
 /**

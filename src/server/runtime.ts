@@ -45,7 +45,8 @@ export interface HostRuntimeOptions {
   observability?: boolean;
 }
 
-export interface HostRuntime {
+/** `await using runtime = await startHostRuntime()` closes it at the end of the block. */
+export interface HostRuntime extends AsyncDisposable {
   service: KmsService;
   server: KmsServer;
   clock: Clock;
@@ -129,6 +130,8 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
   try {
     addresses = await server.start();
   } catch (e) {
+    // All or nothing: close the listeners that were bound before the one that failed.
+    await server.close();
     store.close();
     throw e;
   }
@@ -148,14 +151,23 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
       healthCheck: () => (opts.healthCheck ? opts.healthCheck(first) : selfCheck(first, service)),
     });
     await new Promise<void>((resolve, reject) => {
-      api.once('error', reject);
+      // All or nothing: a control port that cannot be bound closes the KMS listeners and the store.
+      api.once(
+        'error',
+        (e) =>
+          void server.close().then(() => {
+            metrics?.dispose();
+            store.close();
+            reject(e);
+          }, reject),
+      );
       api.listen(opts.control!.port, opts.control!.host, () => resolve());
     });
     const a = api.address() as AddressInfo;
     control = { server: api, address: { host: a.address, port: a.port } };
   }
   let closed = false;
-  return {
+  const runtime: HostRuntime = {
     service,
     server,
     clock,
@@ -177,7 +189,9 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
       service.saveClock();
       store.close();
     },
+    [Symbol.asyncDispose]: () => runtime.close(),
   };
+  return runtime;
 }
 
 /**

@@ -77,6 +77,16 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX history_cmid ON history (cmid, seq);
     `,
   },
+  {
+    version: 3,
+    // Every commit inserted into this index at a random place (CMIDs are random): one more B-tree leaf,
+    // one more WAL page (4 KB, two pwrite calls) per commit, ~8 µs of the host's ~50 µs per commit.
+    // History queries by CMID are rare (the control API's ?cmid=) and now scan the retained history.
+    name: 'drop the history_cmid index (a WAL page per commit for a rare query)',
+    sql: `
+      DROP INDEX history_cmid;
+    `,
+  },
 ];
 
 function checkMigrations(list: readonly Migration[]): number {
@@ -90,11 +100,11 @@ function checkMigrations(list: readonly Migration[]): number {
 /** The version this code writes and understands. */
 export const SCHEMA_VERSION: number = checkMigrations(MIGRATIONS);
 
-export function schemaVersion(db: Database.Database): number {
+function schemaVersion(db: Database.Database): number {
   return db.pragma('user_version', { simple: true }) as number;
 }
 
-export class SchemaError extends Error {
+class SchemaError extends Error {
   override readonly name = 'SchemaError';
 }
 

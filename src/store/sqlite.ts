@@ -46,6 +46,14 @@ import type {
 /** How long a statement waits for a lock held by another connection before failing with SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
 
+/** History rows per multi-row INSERT (19 values each; far below SQLite's limit on bound variables). */
+const HISTORY_CHUNK = 16;
+
+const HISTORY_INSERT = `INSERT INTO history (time, connection_id, peer, cmid, previous_cmid, application_id, sku_id,
+  kms_id, required_count, count, would_activate, hresult, protocol, ndr, workstation, epid, license_status, vm,
+  fault) VALUES `;
+const HISTORY_ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+
 const HISTORY_COLUMNS = `seq, time, connection_id AS connectionId, peer, cmid, previous_cmid AS previousCmid,
   application_id AS applicationId, sku_id AS skuId, kms_id AS kmsId, required_count AS requiredCount, count,
   would_activate AS wouldActivate, hresult, protocol, ndr, workstation, epid, license_status AS licenseStatus,
@@ -86,7 +94,6 @@ export class SqliteStore implements Store {
     upsert: Database.Statement<[string, string, number, number, string, string, string]>;
     setMeta: Database.Statement<[string, string]>;
     getMeta: Database.Statement<[string], { value: string }>;
-    insertHistory: Database.Statement<unknown[]>;
     loadPools: Database.Statement<[], PoolEntry>;
     loadMeta: Database.Statement<[], { key: string; value: string }>;
     count: Database.Statement<[], { n: number }>;
@@ -98,6 +105,12 @@ export class SqliteStore implements Store {
   private readonly commitTx: Database.Transaction<(change: StoreChange) => number>;
   private readonly commitManyTx: Database.Transaction<(changes: StoreChange[]) => number[]>;
   private readonly resetTx: Database.Transaction<(all: boolean) => void>;
+  /** INSERT INTO history of n rows, prepared on first use (n ≤ HISTORY_CHUNK). */
+  private readonly historyInserts: (Database.Statement<unknown[]> | undefined)[] = [];
+  /** Meta values known to be in the file (read by load, set by setMeta and committed changes). */
+  private readonly metaWritten = new Map<string, string>();
+  /** Meta keys and values written by the transaction under way: [key, value, key, value, …]. */
+  private readonly metaPending: string[] = [];
 
   /** `file` is used as given (openStore resolves it and creates its directory). */
   constructor(file: string, opts: StoreOptions = {}) {
@@ -138,12 +151,6 @@ export class SqliteStore implements Store {
         'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
       ),
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
-      insertHistory: db.prepare(
-        `INSERT INTO history (time, connection_id, peer, cmid, previous_cmid, application_id, sku_id, kms_id,
-           required_count, count, would_activate, hresult, protocol, ndr, workstation, epid, license_status, vm,
-           fault)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
       loadPools: db.prepare(
         `SELECT application_id AS applicationId, cmid, first_seen AS firstSeen, last_seen AS lastSeen,
            workstation, sku_id AS skuId, kms_id AS kmsId FROM pools`,
@@ -153,7 +160,10 @@ export class SqliteStore implements Store {
     };
 
     const s = this.stmt;
-    const apply = (change: StoreChange): number => {
+    // Pool rows and meta first, change by change; then the group's history rows in as few multi-row
+    // INSERTs as possible (one statement per HISTORY_CHUNK rows instead of one per row). All of it in
+    // one transaction: the durability argument above is unchanged.
+    const applyPoolsAndMeta = (change: StoreChange): void => {
       if (change.remove) for (const r of change.remove) s.remove.run(r.applicationId, r.cmid);
       if (change.upsert) {
         for (const e of change.upsert) {
@@ -164,36 +174,62 @@ export class SqliteStore implements Store {
         for (const k of Object.keys(change.meta)) {
           const v = change.meta[k];
           checkMeta(k, v);
+          // Meta written only when it changes (a WAL page per commit saved, e.g. the manual clock).
+          if (this.metaWritten.get(k) === v) continue;
           s.setMeta.run(k, v as string);
+          this.metaPending.push(k, v as string);
         }
       }
-      const h = change.history;
-      if (!h) return 0;
-      const info = s.insertHistory.run(
-        h.time,
-        h.connectionId,
-        h.peer,
-        h.cmid,
-        h.previousCmid,
-        h.applicationId,
-        h.skuId,
-        h.kmsId,
-        h.requiredCount,
-        h.count,
-        h.wouldActivate ? 1 : 0,
-        h.hresult,
-        h.protocol,
-        h.ndr,
-        h.workstation,
-        h.epid,
-        h.licenseStatus,
-        h.vm ? 1 : 0,
-        h.fault ?? null,
-      );
-      return Number(info.lastInsertRowid);
     };
-    this.commitTx = db.transaction(apply);
-    this.commitManyTx = db.transaction((changes: StoreChange[]): number[] => changes.map(apply));
+    const values: unknown[] = [];
+    const insertHistory = (changes: readonly StoreChange[]): number[] => {
+      const seqs = new Array<number>(changes.length).fill(0);
+      let i = 0;
+      while (i < changes.length) {
+        // The next run of up to HISTORY_CHUNK changes that carry a history row.
+        values.length = 0;
+        const at: number[] = [];
+        for (; i < changes.length && at.length < HISTORY_CHUNK; i++) {
+          const h = changes[i]!.history;
+          if (!h) continue;
+          at.push(i);
+          values.push(
+            h.time,
+            h.connectionId,
+            h.peer,
+            h.cmid,
+            h.previousCmid,
+            h.applicationId,
+            h.skuId,
+            h.kmsId,
+            h.requiredCount,
+            h.count,
+            h.wouldActivate ? 1 : 0,
+            h.hresult,
+            h.protocol,
+            h.ndr,
+            h.workstation,
+            h.epid,
+            h.licenseStatus,
+            h.vm ? 1 : 0,
+            h.fault ?? null,
+          );
+        }
+        if (at.length === 0) continue;
+        // `seq INTEGER PRIMARY KEY`: the rows of one INSERT get consecutive rowids, max(seq) + 1 onwards.
+        const last = Number(this.historyInsert(at.length).run(values).lastInsertRowid);
+        for (let k = 0; k < at.length; k++) seqs[at[k]!] = last - at.length + 1 + k;
+      }
+      values.length = 0;
+      return seqs;
+    };
+    const applyAll = (changes: readonly StoreChange[]): number[] => {
+      this.metaPending.length = 0;
+      for (const c of changes) applyPoolsAndMeta(c);
+      return insertHistory(changes);
+    };
+    this.commitTx = db.transaction((change: StoreChange) => applyAll([change])[0]!);
+    this.commitManyTx = db.transaction((changes: StoreChange[]): number[] => applyAll(changes));
 
     const clearPools = db.prepare('DELETE FROM pools');
     const clearHistory = db.prepare('DELETE FROM history');
@@ -204,6 +240,22 @@ export class SqliteStore implements Store {
       clearHistory.run();
       if (all) clearMeta.run();
     });
+  }
+
+  private historyInsert(n: number): Database.Statement<unknown[]> {
+    let st = this.historyInserts[n];
+    if (st === undefined) {
+      st = this.db.prepare(HISTORY_INSERT + Array.from({ length: n }, () => HISTORY_ROW).join(', '));
+      this.historyInserts[n] = st;
+    }
+    return st;
+  }
+
+  /** After a committed transaction: what it wrote to meta is now in the file. */
+  private metaCommitted(): void {
+    const p = this.metaPending;
+    for (let i = 0; i < p.length; i += 2) this.metaWritten.set(p[i]!, p[i + 1]!);
+    p.length = 0;
   }
 
   private assertOpen(): void {
@@ -220,6 +272,8 @@ export class SqliteStore implements Store {
     pools.sort(comparePoolEntries);
     // fromEntries defines own properties, so a key such as `__proto__` survives.
     const meta: Record<string, string> = Object.fromEntries(metaRows.map((r) => [r.key, r.value]));
+    this.metaWritten.clear();
+    for (const r of metaRows) this.metaWritten.set(r.key, r.value);
     return { pools, meta };
   }
 
@@ -227,7 +281,13 @@ export class SqliteStore implements Store {
     this.assertOpen();
     // IMMEDIATE: take the write lock up front, so a concurrent reader in another process can never make
     // this transaction fail half-way with SQLITE_BUSY_SNAPSHOT; busy_timeout covers waiting for it.
-    return this.commitTx.immediate(change);
+    try {
+      const seq = this.commitTx.immediate(change);
+      this.metaCommitted();
+      return seq;
+    } finally {
+      this.metaPending.length = 0;
+    }
   }
 
   /**
@@ -237,13 +297,20 @@ export class SqliteStore implements Store {
    */
   commitMany(changes: StoreChange[]): number[] {
     this.assertOpen();
-    return this.commitManyTx.immediate(changes);
+    try {
+      const seqs = this.commitManyTx.immediate(changes);
+      this.metaCommitted();
+      return seqs;
+    } finally {
+      this.metaPending.length = 0;
+    }
   }
 
   setMeta(key: string, value: string): void {
     this.assertOpen();
     checkMeta(key, value);
     this.stmt.setMeta.run(key, value);
+    this.metaWritten.set(key, value);
   }
 
   getMeta(key: string): string | undefined {
@@ -284,6 +351,7 @@ export class SqliteStore implements Store {
   reset(opts: { all?: boolean } = {}): void {
     this.assertOpen();
     this.resetTx.immediate(opts.all === true);
+    if (opts.all === true) this.metaWritten.clear();
   }
 
   close(): void {

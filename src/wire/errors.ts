@@ -18,7 +18,7 @@ export type ProtocolErrorCode =
   | 'BAD_MESSAGE' // KMS message too short or malformed (spec c)
   | 'BAD_PADDING' // V5/V6 PKCS#7 padding wrong after decryption (spec f.8)
   | 'BAD_MAC' // V4 MAC, V6 HMAC or V5/V6 hash check failed (spec c.3, c.5, c.6)
-  | 'BAD_ECHO' // response does not echo the request's CMID, time, version or IV (spec c.2)
+  | 'BAD_ECHO' // response does not echo the request's CMID, time, version or IV (spec c.2, c.5)
   | 'BAD_EPID' // ePID string out of bounds or badly terminated (spec c.2, e.1)
   | 'BAD_CATALOG'; // the product data file fails its checks
 

@@ -214,7 +214,13 @@ describe('control API', () => {
 
     const hist = (await api(rt, 'GET', '/history')).json.records;
     expect(hist).toHaveLength(2);
-    expect(hist[0]).toMatchObject({ seq: 1, cmid: a1.request.cmid, hresult: 0, count: 1, protocol: 6 });
+    expect(hist[0]).toMatchObject({
+      seq: 1,
+      cmid: a1.request.cmid,
+      hresult: '0x00000000',
+      count: 1,
+      protocol: 6,
+    });
     expect(
       (await api(rt, 'GET', `/history?cmid=${a1.request.cmid.toUpperCase()}`)).json.records,
     ).toHaveLength(1);

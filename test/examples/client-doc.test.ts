@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, expect, test } from 'vitest';
-import { activate, HResult, hresultHex, KmsClient, type LabHost, startLabHost } from '../../src/index.js';
+import { KmsClient } from '../../src/client/index.js';
+import { activate, HResult, hresultHex, type LabHost, startLabHost } from '../../src/index.js';
 
 // A lab host on 127.0.0.1 and an ephemeral port: NDR64 + BTFN like Windows 8 and later hosts.
 let kms: LabHost;
@@ -51,7 +52,11 @@ test('activate(): five servers reach the Windows Server threshold of 5', async (
 });
 
 test('KmsClient: one bind (alter_context for NDR32), then NDR32 first and NDR64 after', async () => {
-  const client = new KmsClient({ host: kms.host, port: kms.port, product: 'Office Professional Plus 2021' });
+  const client = new KmsClient({
+    host: kms.host,
+    port: kms.port,
+    product: 'Office LTSC Professional Plus 2021',
+  });
   expect(await client.connect()).toMatchObject({
     ndr32Context: 0,
     ndr64Context: 1,

@@ -7,7 +7,7 @@ async function activateWithRetry(kms: LabHost, wait: () => Promise<unknown>, att
   const log: string[] = [];
   for (let i = 1; i <= attempts; i++) {
     const [r] = await kms.activate({
-      product: 'Office Professional Plus 2021',
+      product: 'Office LTSC Professional Plus 2021',
       cmid: 'ab9c4f1e-70a2-4f5e-9a43-1e6d4b2c8f10',
     });
     log.push(r!.error ? `attempt ${i}: ${r!.error.kind} error` : `attempt ${i}: count ${r!.count}`);

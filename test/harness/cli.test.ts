@@ -35,7 +35,7 @@ describe('kmslab scenario run', () => {
     const f = join(dir, 'fail.yaml');
     writeFileSync(f, 'name: fails\nsteps:\n  - activate: {}\n    expect: { activated: true }\n');
     const c = capture();
-    expect(await scenarioRunCommand([f], { json: true }, c.out)).toBe(1);
+    expect(await scenarioRunCommand([f], { json: true }, c.out)).toBe(2);
     const [report] = JSON.parse(c.text());
     expect(report).toMatchObject({ file: f, name: 'fails', passed: false });
     expect(report.expectations[0]).toMatchObject({ passed: false, expected: true, actual: 'false' });
@@ -78,9 +78,9 @@ describe('kmslab replay', () => {
           { target: target.address, strictIdentity: true, json: true },
           capture().out,
         ),
-      ).toBe(1);
+      ).toBe(2);
     });
-    await expect(replayCommand(file, {}, capture().out)).rejects.toThrow(/--target/);
+    await expect(replayCommand(file, {}, capture().out)).rejects.toThrow(/--target HOST:PORT/);
   });
 });
 

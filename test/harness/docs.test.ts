@@ -2,16 +2,19 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 /**
- * docs/harness.md and docs/client.md include test/examples/*.test.ts verbatim: they cannot drift apart.
+ * docs/harness.md, docs/client.md and docs/vitest.md include every .ts file under test/examples/ verbatim:
+ * they cannot drift apart.
  */
 describe('docs examples', () => {
-  const doc = ['docs/harness.md', 'docs/client.md'].map((f) => readFileSync(f, 'utf8')).join('\n');
+  const doc = ['docs/harness.md', 'docs/client.md', 'docs/vitest.md']
+    .map((f) => readFileSync(f, 'utf8'))
+    .join('\n');
   const blocks = [...doc.matchAll(/<!-- example: (\S+) -->\n```ts\n([\s\S]*?)\n```/g)].map((m) => ({
     file: m[1]!,
     code: m[2]!,
   }));
-  const files = readdirSync('test/examples')
-    .filter((f) => f.endsWith('.test.ts'))
+  const files = (readdirSync('test/examples', { recursive: true }) as string[])
+    .filter((f) => f.endsWith('.ts'))
     .map((f) => `test/examples/${f}`);
 
   it('includes every example file exactly once', () => {

@@ -170,7 +170,7 @@ describe('startLabHost', () => {
       expect(ok.json.faults[0]).toEqual({
         name: 'disabled',
         match: { application: ['55c92734-d682-4d71-983e-d6ec3f16059f'] },
-        action: { type: 'hresult', hresult: 0xc004f039 },
+        action: { type: 'hresult', hresult: '0xC004F039' },
       });
       expect(h.getFaults()).toHaveLength(2);
 

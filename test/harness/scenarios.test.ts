@@ -120,10 +120,10 @@ describe('scenario runner', () => {
     expect(err).toBeInstanceOf(ScenarioError);
     expect((err as ScenarioError).errors).toEqual([
       'scenario.name: a name is required',
-      'scenario.host.seed: a string or number',
-      'scenario.host.clock: "manual" or "system"',
-      'scenario.host.policy: unknown key "refuseUnknow" (use refuseUnknown, refuseRetail, refuseMismatch, maxClockSkew, activationInterval, renewalInterval, lenient, maxRequiredCount, dedupePreviousCmid)',
+      'scenario.host.seed: a string or number, got [1]',
+      'scenario.host.clock: "manual" or "system", got "atomic"',
       'scenario.host.policy.maxClockSkew: bad duration "a while" (use e.g. 30s, 120m, 4h, 7d)',
+      'scenario.host.policy.refuseUnknow: unknown key (did you mean "refuseUnknown"?)',
       'scenario.faults: invalid fault rules:\n  faults[0].action.type: one of hresult, count, rpc-fault, tamper, wrong-cmid, wrong-time, delay-response, close-mid-response, delay-bind, close-after-bind, bind-nak, reject-contexts, refuse-connection; got "explode"',
       'scenario.steps[0]: exactly one of advance, at, faults, reset, activate, check; got advance and at',
       'scenario.steps[1].activate.product: a string, got 1',
@@ -131,8 +131,8 @@ describe('scenario runner', () => {
       'scenario.steps[1].activate.cmids: 1 CMIDs for 0 machines',
       'scenario.steps[1].expect.hresult: not an HRESULT: maybe',
       'scenario.steps[1].expect.error: transport, rpc, verification, or null',
-      'scenario.steps[2].check.history.length: the number of matching rows is required',
       'scenario.steps[2].check.history.wouldActivate: a boolean, got "yes"',
+      'scenario.steps[2].check.history.length: the number of matching rows is required',
       'scenario.steps[3]: exactly one of advance, at, faults, reset, activate, check; got none',
     ]);
   });

@@ -79,7 +79,9 @@ export const DASHBOARD_JS = String.raw`(function () {
     return 'in ' + Math.round(ms / DAY) + ' days';
   }
 
-  function hex(h) { return '0x' + ('00000000' + (h >>> 0).toString(16).toUpperCase()).slice(-8); }
+  function hex(h) { return '0x' + ('00000000' + (code(h) >>> 0).toString(16).toUpperCase()).slice(-8); }
+  // The API writes HRESULTs as "0xC004F038" strings; the page compares numbers.
+  function code(h) { return typeof h === 'string' ? parseInt(h, 16) : h; }
 
   function plural(n, one, many) { return n + ' ' + (n === 1 ? one : many); }
 
@@ -162,7 +164,7 @@ export const DASHBOARD_JS = String.raw`(function () {
       }
     }
     state.records.forEach(function (r) {
-      if (r.hresult !== 0 || poolIdFor(r.applicationId) !== poolId) return;
+      if (code(r.hresult) !== 0 || poolIdFor(r.applicationId) !== poolId) return;
       expireUpTo(r.time);
       if (live.has(r.cmid)) live.delete(r.cmid);
       else {
@@ -376,7 +378,7 @@ export const DASHBOARD_JS = String.raw`(function () {
   }
 
   function eventKind(r) {
-    if (r.hresult !== 0) return { cls: 'refused', tag: '\u26d4 refused ' + hex(r.hresult) };
+    if (code(r.hresult) !== 0) return { cls: 'refused', tag: '\u26d4 refused ' + hex(r.hresult) };
     if (r.wouldActivate) return { cls: 'activated', tag: '\u2713 would activate' };
     return { cls: 'insufficient', tag: '\u2717 count too low' };
   }
@@ -393,7 +395,7 @@ export const DASHBOARD_JS = String.raw`(function () {
         el('span', { className: 'tag', text: k.tag }),
         ' #' + r.seq + ' \u00b7 ' + fmtTime(r.time) + ' \u00b7 ' + (r.workstation || '(no name)') + ' \u00b7 ' +
           productName(r.skuId, r.kmsId) + ' \u00b7 V' + r.protocol + ' ' + r.ndr +
-          (r.hresult === 0 ? ' \u00b7 count ' + r.count + ', needs ' + r.requiredCount : '') +
+          (code(r.hresult) === 0 ? ' \u00b7 count ' + r.count + ', needs ' + r.requiredCount : '') +
           (r.fault ? ' \u00b7 fault ' + r.fault : ''),
       ]);
       list.insertBefore(li, list.firstChild);

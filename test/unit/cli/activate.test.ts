@@ -237,7 +237,7 @@ describe('kmslab activate, human output', () => {
     }
     expect(out).toContain('--dns-server');
     expect(out).toContain('--seed');
-    expect(out).toMatch(/Exit codes:\n\s+0 .*activated/);
+    expect(out).toMatch(/exit codes mean for activate:\n\s+0 .*activated/);
     expect(out).toMatch(/\n\s+2 .*error\n?\s*HRESULT|\n\s+2 .*HRESULT/);
     expect(out).toMatch(/\n\s+3 .*transport/);
   });

@@ -70,9 +70,15 @@ describe('kmslab serve flags → host options', () => {
   it('refuses malformed values with a clear message', () => {
     expect(() => buildRuntimeOptions({ epid: ['nonsense'] })).toThrow(/GROUP=EPID/);
     expect(() => buildRuntimeOptions({ hwid: 'xyz' })).toThrow(/16 hex digits/);
-    expect(() => buildRuntimeOptions({ maxConnections: 'many' })).toThrow(/integer/);
-    expect(() => buildRuntimeOptions({ activationInterval: '10s' })).toThrow(/under one minute/);
-    expect(() => buildRuntimeOptions({ historyLimit: '0' })).toThrow(/historyLimit/);
+    expect(() => buildRuntimeOptions({ maxConnections: 'many' })).toThrow(
+      /--max-connections: an integer ≥ 1, got "many"/,
+    );
+    expect(() => buildRuntimeOptions({ activationInterval: '10s' })).toThrow(
+      /--activation-interval: an interval of at least 1 minute, got "10s"/,
+    );
+    expect(() => buildRuntimeOptions({ historyLimit: '0' })).toThrow(
+      /--history-limit: an integer ≥ 1, got "0"/,
+    );
   });
 
   it('--history-limit bounds the memory store history; absent, the store keeps its default', () => {

@@ -385,7 +385,7 @@ describe('kms fast paths', () => {
     },
   );
 
-  it('encodeResponse with odd random sources, Q or HwId: the same as the Writer encoder', () => {
+  it('encodeResponse refuses odd random sources, Q or HwId (caller bugs) with a RangeError', () => {
     const body = {
       minorVersion: 0,
       majorVersion: 6,
@@ -396,19 +396,29 @@ describe('kms fast paths', () => {
       activationInterval: 2,
       renewalInterval: 3,
     };
-    const cases: { random: (n: number) => Uint8Array; q: Uint8Array; hwid: Uint8Array }[] = [
-      { random: (n) => new Uint8Array(n + 1), q: new Uint8Array(16), hwid: new Uint8Array(8) },
-      { random: (n) => new Uint8Array(n).fill(5), q: new Uint8Array(15), hwid: new Uint8Array(8) },
-      { random: (n) => new Uint8Array(n).fill(5), q: new Uint8Array(16), hwid: new Uint8Array(7) },
-      { random: () => new Uint8Array(16).fill(1), q: new Uint8Array(16), hwid: new Uint8Array(8) },
+    const cases: { random: (n: number) => Uint8Array; q: Uint8Array; hwid: Uint8Array; v: (5 | 6)[] }[] = [
+      { random: (n) => new Uint8Array(n + 1), q: new Uint8Array(16), hwid: new Uint8Array(8), v: [5, 6] },
+      { random: (n) => new Uint8Array(n).fill(5), q: new Uint8Array(15), hwid: new Uint8Array(8), v: [5, 6] },
+      { random: (n) => new Uint8Array(n).fill(5), q: new Uint8Array(16), hwid: new Uint8Array(7), v: [6] },
     ];
-    for (const version of [5, 6] as const) {
-      for (const c of cases) {
+    for (const c of cases) {
+      for (const version of c.v) {
         const req = { version, body: {} as never, q: c.q, iv: new Uint8Array(16), integrityOk: true };
-        const got = outcome(() => encodeResponse(req, { ...body, majorVersion: version }, c));
-        const want = outcome(() => encodeV56Ref(version, c.q, { ...body, majorVersion: version }, c));
-        expect(got).toEqual(want);
+        expect(() => encodeResponse(req, { ...body, majorVersion: version }, c)).toThrow(RangeError);
+        expect(() => encodeResponseStub(req, { ...body, majorVersion: version }, c, 'ndr64')).toThrow(
+          RangeError,
+        );
       }
+    }
+    // A source that returns the same 16 bytes every time is odd but valid: the same as the Writer encoder.
+    const same = { random: () => new Uint8Array(16).fill(1), q: new Uint8Array(16), hwid: new Uint8Array(8) };
+    for (const version of [5, 6] as const) {
+      const req = { version, body: {} as never, q: same.q, iv: new Uint8Array(16), integrityOk: true };
+      const got = outcome(() => encodeResponse(req, { ...body, majorVersion: version }, same));
+      expect(got).toEqual(
+        outcome(() => encodeV56Ref(version, same.q, { ...body, majorVersion: version }, same)),
+      );
+      expect('ok' in got).toBe(true);
     }
   });
 

@@ -305,14 +305,6 @@ describe('TCP server: calls read ahead of their answers', () => {
     expect(drops).toHaveLength(1);
     const dropAt = logs.indexOf(drops[0]!);
     // About 16 KiB / 300 bytes ≈ 55 answers fit; the calls after the crossing one were not even run.
-    console.log(
-      'DBG',
-      dropAt,
-      calls.length,
-      calls.slice(-4),
-      logs.slice(dropAt - 1, dropAt + 3).map((l) => l.msg),
-      rt.store.historyCount(),
-    );
     expect(calls.filter((at) => at > dropAt)).toEqual([]);
     expect(rt.store.historyCount()).toBe(calls.length);
     expect(rt.store.historyCount()).toBeGreaterThan(50);

@@ -1,0 +1,353 @@
+/**
+ * `npm run bench -- compare [--vlmcsd PATH] [--rounds N] [--seconds N] [--tools DIR] [--json]`
+ *
+ * Issue 12's side-by-side measurement in one run: the no-op host (`noop-host.mjs`, Node's floor), kmslab
+ * on the memory store and on the default SQLite store (`node dist/cli/bin.js serve`: run `npm run build`
+ * first), and, when `--vlmcsd PATH` names a built reference host (the thread build), vlmcsd. Every round
+ * loads each host in turn (the order rotates from round to round, so no host always runs first) with the
+ * neutral load tool `kmsload.mjs`: c=64 new connections and c=8 keep-alive, the V6 Windows 10 vector,
+ * `--close rst`. For each it records ops/s, p99, the server's CPU per op as `cpucost.sh` measures it
+ * (utime+stime+cutime+cstime from /proc/PID/stat around the run) and the server's peak RSS (VmRSS sampled
+ * every 100 ms). It prints a table with every round, the best-of-rounds ratios against the issue's targets,
+ * and one JSON line.
+ *
+ * The shared tools are found in `--tools DIR` (default `../shared/tools` beside the project). Hosts listen
+ * on loopback ports the kernel picked; all hosts started here are stopped by their PID at the end.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type BenchRow, type BenchSection, isMain, num, parseArgs, runStandalone } from './common.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const VECTOR = path.join(ROOT, 'fixtures/vectors/vlmcsd/v6-win10.json');
+const HZ = 100; // USER_HZ on Linux: /proc/PID/stat counts in 1/100 s
+
+export interface CompareOptions {
+  vlmcsd?: string;
+  rounds: number;
+  seconds: number;
+  tools: string;
+}
+
+type HostName = 'noop' | 'memory' | 'sqlite' | 'vlmcsd';
+type PhaseName = 'conv' | 'keep';
+
+interface Host {
+  name: HostName;
+  port: number;
+  child: ChildProcess;
+  peakKb: number;
+}
+
+interface PhaseResult {
+  host: HostName;
+  phase: PhaseName;
+  round: number;
+  perSecond: number;
+  ok: number;
+  failed: number;
+  p99Ms: number;
+  cpuUsPerOp: number;
+}
+
+const PHASES: Record<PhaseName, string[]> = {
+  conv: ['--concurrency', '64'],
+  keep: ['--concurrency', '8', '--keepalive'],
+};
+
+/** utime + stime + cutime + cstime of `pid`, in ticks (what cpucost.sh reads). */
+function cpuTicks(pid: number): number {
+  const f = fs
+    .readFileSync(`/proc/${pid}/stat`, 'utf8')
+    .replace(/^.*\) /, '')
+    .split(' ');
+  return Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+}
+
+function rssKb(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** A loopback port the kernel considers free right now (the host binds it a moment later). */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitListening(port: number, child: ChildProcess): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null) throw new Error(`${child.spawnfile} exited before listening`);
+    const ok = await new Promise<boolean>((r) => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        r(true);
+      });
+      s.on('error', () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`nothing listens on 127.0.0.1:${port}`);
+}
+
+async function startHost(name: HostName, opts: CompareOptions, tmp: string): Promise<Host> {
+  const port = await freePort();
+  const serve = (store: string) => [
+    process.execPath,
+    path.join(ROOT, 'dist/cli/bin.js'),
+    'serve',
+    '--store',
+    store,
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--log-level',
+    'warn',
+  ];
+  const cmd =
+    name === 'noop'
+      ? [process.execPath, path.join(opts.tools, 'noop-host.mjs'), VECTOR, String(port)]
+      : name === 'memory'
+        ? serve('memory')
+        : name === 'sqlite'
+          ? serve(path.join(tmp, 'compare.sqlite'))
+          : [opts.vlmcsd!, '-D', '-L', `127.0.0.1:${port}`];
+  const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitListening(port, child);
+  return { name, port, child, peakKb: rssKb(child.pid!) };
+}
+
+/** One kmsload run against `host`; the load tool is stopped (by its PID) as soon as it has printed. */
+async function load(host: Host, phase: PhaseName, opts: CompareOptions): Promise<Omit<PhaseResult, 'round'>> {
+  const pid = host.child.pid!;
+  const sampler = setInterval(() => {
+    host.peakKb = Math.max(host.peakKb, rssKb(pid));
+  }, 100);
+  const a = cpuTicks(pid);
+  const args = [
+    path.join(opts.tools, 'kmsload.mjs'),
+    '--vector',
+    VECTOR,
+    '--port',
+    String(host.port),
+    '--seconds',
+    String(opts.seconds),
+    '--count',
+    '1000000',
+    '--close',
+    'rst',
+    '--loose-length',
+    '--json',
+    ...PHASES[phase],
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  // kmsload lingers a few seconds after printing (its connect timers): its JSON line ends the run.
+  const line = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('}\n');
+      if (nl >= 0) resolve(out.slice(0, nl + 1));
+    });
+    child.on('exit', () => reject(new Error(`kmsload ended without a result: ${out}`)));
+  });
+  const b = cpuTicks(pid);
+  clearInterval(sampler);
+  host.peakKb = Math.max(host.peakKb, rssKb(pid));
+  child.kill('SIGTERM');
+  const r = JSON.parse(line.slice(line.indexOf('{'))) as {
+    per_s: number;
+    ok: number;
+    failed: number;
+    latency_ms: { p99: number };
+  };
+  return {
+    host: host.name,
+    phase,
+    perSecond: Math.round(r.per_s),
+    ok: r.ok,
+    failed: r.failed,
+    p99Ms: r.latency_ms.p99,
+    cpuUsPerOp: Math.round((((b - a) / HZ) * 1e7) / Math.max(1, r.ok)) / 10,
+  };
+}
+
+interface Target {
+  target: string;
+  value: number | null;
+  limit: string;
+  met: boolean | null;
+}
+
+/** The issue's targets from the best round of each host (highest rate; lowest CPU, p99 and RSS). */
+function targets(results: PhaseResult[], peakMB: Partial<Record<HostName, number>>): Target[] {
+  const best = (h: HostName, p: PhaseName, f: (r: PhaseResult) => number, max: boolean) => {
+    const xs = results.filter((r) => r.host === h && r.phase === p).map(f);
+    return xs.length === 0 ? null : max ? Math.max(...xs) : Math.min(...xs);
+  };
+  const ratio = (x: number | null, y: number | null) =>
+    x === null || y === null || y === 0 ? null : Math.round((x / y) * 100) / 100;
+  const cpu = (h: HostName, p: PhaseName) => best(h, p, (r) => r.cpuUsPerOp, false);
+  const rate = (h: HostName, p: PhaseName) => best(h, p, (r) => r.perSecond, true);
+  const t = (target: string, value: number | null, limit: string, ok: (v: number) => boolean): Target => ({
+    target,
+    value,
+    limit,
+    met: value === null ? null : ok(value),
+  });
+  return [
+    t(
+      'CPU/conversation memory ÷ no-op',
+      ratio(cpu('memory', 'conv'), cpu('noop', 'conv')),
+      '<= 1.3',
+      (v) => v <= 1.3,
+    ),
+    t(
+      'CPU/conversation SQLite ÷ no-op',
+      ratio(cpu('sqlite', 'conv'), cpu('noop', 'conv')),
+      '<= 1.3',
+      (v) => v <= 1.3,
+    ),
+    t(
+      'CPU/keep-alive req memory ÷ no-op',
+      ratio(cpu('memory', 'keep'), cpu('noop', 'keep')),
+      '<= 2.0',
+      (v) => v <= 2,
+    ),
+    t(
+      'CPU/keep-alive req SQLite ÷ no-op',
+      ratio(cpu('sqlite', 'keep'), cpu('noop', 'keep')),
+      '<= 2.5',
+      (v) => v <= 2.5,
+    ),
+    t(
+      'conversations/s SQLite ÷ vlmcsd',
+      ratio(rate('sqlite', 'conv'), rate('vlmcsd', 'conv')),
+      '>= 1.2',
+      (v) => v >= 1.2,
+    ),
+    t(
+      'keep-alive req/s SQLite ÷ vlmcsd',
+      ratio(rate('sqlite', 'keep'), rate('vlmcsd', 'keep')),
+      '>= 1.0',
+      (v) => v >= 1,
+    ),
+    t(
+      'p99 c=64 SQLite ÷ vlmcsd',
+      ratio(
+        best('sqlite', 'conv', (r) => r.p99Ms, false),
+        best('vlmcsd', 'conv', (r) => r.p99Ms, false),
+      ),
+      '<= 1.0',
+      (v) => v <= 1,
+    ),
+    t('peak RSS SQLite (MB)', peakMB.sqlite ?? null, '<= 80', (v) => v <= 80),
+    t('peak RSS memory (MB)', peakMB.memory ?? null, '<= 80', (v) => v <= 80),
+    t(
+      'keep-alive req/s SQLite ÷ memory',
+      ratio(rate('sqlite', 'keep'), rate('memory', 'keep')),
+      '>= 0.9',
+      (v) => v >= 0.9,
+    ),
+  ];
+}
+
+export async function runCompareBench(opts: CompareOptions): Promise<BenchSection> {
+  for (const f of ['kmsload.mjs', 'noop-host.mjs'])
+    if (!fs.existsSync(path.join(opts.tools, f)))
+      throw new Error(`compare: ${f} not found in ${opts.tools} (give --tools DIR)`);
+  if (!fs.existsSync(path.join(ROOT, 'dist/cli/bin.js')))
+    throw new Error('compare: run `npm run build` first');
+  if (opts.vlmcsd !== undefined && !fs.existsSync(opts.vlmcsd))
+    throw new Error(`compare: no vlmcsd at ${opts.vlmcsd}`);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kmslab-compare-'));
+  const names: HostName[] = ['noop', 'memory', 'sqlite', ...(opts.vlmcsd ? (['vlmcsd'] as const) : [])];
+  const hosts: Host[] = [];
+  const loadBefore = os.loadavg();
+  const results: PhaseResult[] = [];
+  try {
+    for (const n of names) hosts.push(await startHost(n, opts, tmp));
+    for (let round = 1; round <= opts.rounds; round++) {
+      for (const phase of ['conv', 'keep'] as const) {
+        for (let i = 0; i < hosts.length; i++) {
+          const host = hosts[(i + round - 1) % hosts.length]!;
+          process.stderr.write(`  round ${round} ${phase} ${host.name} ...`);
+          const r = await load(host, phase, opts);
+          process.stderr.write(` ${r.perSecond}/s, ${r.cpuUsPerOp} µs CPU/op\n`);
+          results.push({ ...r, round });
+        }
+      }
+    }
+  } finally {
+    for (const h of hosts) {
+      h.child.kill('SIGINT');
+      if (h.child.exitCode === null) await new Promise((r) => h.child.once('exit', r));
+    }
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  const peakMB: Partial<Record<HostName, number>> = {};
+  for (const h of hosts) peakMB[h.name] = Math.round(h.peakKb / 102.4) / 10;
+  const checks = targets(results, peakMB);
+  const rows: BenchRow[] = [];
+  for (const r of results)
+    rows.push({
+      metric: `round ${r.round} ${r.phase === 'conv' ? 'c=64 new conn' : 'c=8 keep-alive'} ${r.host}`,
+      value: r.perSecond,
+      unit: '/s',
+      note: `${r.cpuUsPerOp} µs CPU/op, p99 ${r.p99Ms} ms${r.failed ? `, ${r.failed} failed` : ''}`,
+    });
+  for (const h of hosts) rows.push({ metric: `peak RSS ${h.name}`, value: peakMB[h.name]!, unit: 'MB' });
+  for (const c of checks)
+    rows.push({
+      metric: c.target,
+      value: c.value ?? 'n/a',
+      unit: c.limit,
+      note: c.met === null ? 'not measured (no --vlmcsd)' : c.met ? 'met' : 'NOT met',
+    });
+  rows.push({
+    metric: 'load average before / after',
+    value: `${loadBefore[0]!.toFixed(2)} / ${os.loadavg()[0]!.toFixed(2)}`,
+    unit: '',
+  });
+  return {
+    name: 'compare',
+    rows,
+    data: {
+      seconds: opts.seconds,
+      rounds: opts.rounds,
+      vlmcsd: opts.vlmcsd ?? null,
+      loadAverage: { before: loadBefore, after: os.loadavg() },
+      results,
+      peakRssMB: peakMB,
+      targets: checks,
+    },
+  };
+}
+
+export function compareOptions(flags: Record<string, string | true>): CompareOptions {
+  const tools = typeof flags['tools'] === 'string' ? flags['tools'] : path.resolve(ROOT, '../shared/tools');
+  return {
+    ...(typeof flags['vlmcsd'] === 'string' ? { vlmcsd: path.resolve(flags['vlmcsd']) } : {}),
+    rounds: num(flags['rounds'], 2),
+    seconds: num(flags['seconds'], 3),
+    tools: path.resolve(tools),
+  };
+}
+
+if (isMain(import.meta.url)) {
+  const { flags } = parseArgs(process.argv.slice(2));
+  await runStandalone('compare', () => runCompareBench(compareOptions(flags)));
+}

@@ -1,0 +1,78 @@
+/** Reading the files a command is given, and making a directory for one it writes, with clear errors. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { show, UsageError } from './errors.js';
+
+function reason(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  const known: Record<string, string> = {
+    ENOENT: 'no such file or directory',
+    EACCES: 'permission denied',
+    EISDIR: 'is a directory',
+    ENOTDIR: 'a part of the path is not a directory',
+    EROFS: 'read-only file system',
+    EEXIST: 'exists and is not a directory',
+  };
+  return (err.code && known[err.code]) ?? err.message;
+}
+
+/** A JSON file, or YAML by its extension (.yml / .yaml), as a plain object of settings. */
+export async function readSettingsFile(file: string, flag: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`${flag} ${file}: cannot read it: ${reason(e)}`);
+  }
+  let data: unknown;
+  try {
+    if (/\.ya?ml$/i.test(file)) {
+      const { parse } = await import('yaml');
+      data = parse(text) ?? {};
+    } else data = JSON.parse(text);
+  } catch (e) {
+    const kind = /\.ya?ml$/i.test(file) ? 'YAML' : 'JSON';
+    throw new UsageError(`${file}: not valid ${kind}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data))
+    throw new UsageError(`${file}: an object of settings (key: value), got ${show(data)}`);
+  return data as Record<string, unknown>;
+}
+
+/**
+ * Creates the directory a file will be written in, one level at a time (Node's recursive mkdir never
+ * returns for some paths, e.g. under /proc), with an error that names the path.
+ */
+export function prepareDir(dir: string, flag: string): void {
+  const missing: string[] = [];
+  let d = path.resolve(dir);
+  for (;;) {
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new UsageError(`${flag} ${dir}: ${reason(e)}`);
+    }
+    if (st) {
+      if (!st.isDirectory()) throw new UsageError(`${flag} ${dir}: ${d} is a file, not a directory`);
+      break;
+    }
+    missing.unshift(d);
+    const up = path.dirname(d);
+    if (up === d) break;
+    d = up;
+  }
+  for (const m of missing) {
+    try {
+      fs.mkdirSync(m);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw new UsageError(`${flag} ${dir}: cannot create ${m}: ${reason(e)}`);
+    }
+  }
+}
+
+export function prepareParentDir(file: string, flag: string): void {
+  prepareDir(path.dirname(file), flag);
+}
