@@ -27,7 +27,8 @@ import type { CallFault, CallInfo } from '../host/service.js';
 import { hresultHex, parseHResult } from '../kms/hresult.js';
 import type { KmsRequestBody } from '../kms/messages.js';
 import { BIND_NAK_REASON, NCA_STATUS } from '../rpc/constants.js';
-import type { BindFault, ServerHooks } from '../server/tcp.js';
+import type { BindFault } from '../server/connection.js';
+import type { ServerHooks } from '../server/tcp.js';
 import { type Guid, isGuid } from '../wire/guid.js';
 
 // ---------------------------------------------------------------------------------------------------

@@ -4,17 +4,45 @@ export interface Clock {
   readonly kind: 'system' | 'manual';
 }
 
-export class SystemClock implements Clock {
+/** A timer armed through a Scheduler; cancel() is idempotent. */
+export interface Timer {
+  cancel(): void;
+}
+
+/**
+ * Deadlines through the clock: `at(time, fn)` runs `fn` once the clock reaches `time` (ms since the
+ * epoch). The system clock arms a real timer; the manual clock fires its timers from `advance`/`set`,
+ * so code driven by deadlines runs in virtual time in tests.
+ */
+export interface Scheduler extends Clock {
+  at(time: number, fn: () => void): Timer;
+}
+
+export class SystemClock implements Scheduler {
   readonly kind = 'system' as const;
   now(): number {
     return Date.now();
   }
+
+  at(time: number, fn: () => void): Timer {
+    const t = setTimeout(fn, Math.max(0, time - Date.now()));
+    return { cancel: () => clearTimeout(t) };
+  }
+}
+
+interface ManualTimer {
+  time: number;
+  seq: number;
+  fn: (() => void) | null;
 }
 
 /** A clock that moves only when told: the basis of every time-dependent test. */
-export class ManualClock implements Clock {
+export class ManualClock implements Scheduler {
   readonly kind = 'manual' as const;
   private t: number;
+  /** Armed timers, kept sorted by (time, arming order). */
+  private timers: ManualTimer[] = [];
+  private seq = 0;
 
   constructor(start: number | Date = Date.UTC(2026, 0, 1)) {
     this.t = typeof start === 'number' ? start : start.getTime();
@@ -24,14 +52,53 @@ export class ManualClock implements Clock {
     return this.t;
   }
 
+  /** Runs `fn` when the clock is moved to `time` or past it (at once on the next move if already due). */
+  at(time: number, fn: () => void): Timer {
+    const timer: ManualTimer = { time, seq: this.seq++, fn };
+    let i = this.timers.length;
+    while (i > 0 && this.timers[i - 1]!.time > time) i--;
+    this.timers.splice(i, 0, timer);
+    return {
+      cancel: () => {
+        timer.fn = null;
+      },
+    };
+  }
+
+  /** Timers not yet fired nor cancelled. */
+  get pendingTimers(): number {
+    return this.timers.filter((t) => t.fn !== null).length;
+  }
+
   set(t: number | Date): void {
-    this.t = typeof t === 'number' ? t : t.getTime();
+    const to = typeof t === 'number' ? t : t.getTime();
+    this.fireUntil(to);
+    this.t = to;
   }
 
   advance(ms: number): number {
     if (!Number.isFinite(ms)) throw new RangeError(`cannot advance by ${ms}`);
-    this.t += ms;
+    const to = this.t + ms;
+    this.fireUntil(to);
+    this.t = to;
     return this.t;
+  }
+
+  /**
+   * Fires every timer due by `to`, in time order, with the clock showing each timer's own time (a
+   * timer armed by a firing timer fires too if it is due by `to`). Moving backwards fires nothing.
+   */
+  private fireUntil(to: number): void {
+    for (;;) {
+      const next = this.timers[0];
+      if (next === undefined || next.time > to) break;
+      this.timers.shift();
+      if (next.fn === null) continue;
+      if (next.time > this.t) this.t = next.time;
+      const fn = next.fn;
+      next.fn = null;
+      fn();
+    }
   }
 }
 

@@ -84,6 +84,14 @@ export function createMetrics(sources: MetricsSources, opts: MetricsOptions = {}
     labelNames: ['reason'] as const,
     registers,
   });
+  const closed = new Counter({
+    name: 'kmslab_connections_closed_total',
+    help:
+      'TCP connections closed, by reason: peer, protocol, idle, lifetime, unread (maxUnsentBytes), ' +
+      'request-limit, input-overflow, evicted (made room at the connection cap), fault, bug, shutdown.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
   new Gauge({
     name: 'kmslab_open_connections',
     help: 'TCP connections open now.',
@@ -253,6 +261,7 @@ export function createMetrics(sources: MetricsSources, opts: MetricsOptions = {}
         faults.inc({ status: hex8(SERVER_ERROR_FAULT) });
         break;
       case 'connection-close':
+        closed.inc({ reason: o.reason });
         break;
     }
   };

@@ -3,7 +3,7 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { type Catalog, defaultCatalog } from '../catalog/products.js';
-import { type Clock, ManualClock, SystemClock } from '../host/clock.js';
+import { type Clock, ManualClock, type Scheduler, SystemClock } from '../host/clock.js';
 import type { IdentityOptions } from '../host/identity.js';
 import type { HostPolicy } from '../host/policy.js';
 import { SeededRandom } from '../host/random.js';
@@ -41,6 +41,8 @@ export interface HostRuntimeOptions {
   profile?: { ndr64: boolean; btfn: boolean };
   limits?: Partial<ServerLimits>;
   hooks?: ServerHooks;
+  /** The clock of the TCP edge's deadlines (idle, lifetime, injected delays); default the system clock. */
+  edgeClock?: Scheduler;
   /** Port string the bind_ack advertises (default: the listening port); see ServerOptions. */
   secondaryAddress?: string;
   control?: ListenAddress;
@@ -172,6 +174,7 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
     profile: opts.profile,
     limits: opts.limits,
     hooks: opts.hooks,
+    ...(opts.edgeClock !== undefined ? { scheduler: opts.edgeClock } : {}),
     ...(opts.secondaryAddress !== undefined ? { secondaryAddress: opts.secondaryAddress } : {}),
   });
   const metrics = controlModules?.createMetrics ? controlModules.createMetrics({ service, server }) : null;

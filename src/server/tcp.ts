@@ -1,16 +1,20 @@
+/**
+ * The node:net edge: a thin driver around the sans-io `Connection` (src/server/connection.ts). It
+ * carries out the connection's actions on the socket (write, pause/resume, end/destroy), arms one
+ * timer per connection for the deadline the connection reports (through the injected Scheduler), and
+ * admits connections: at the cap, the connection open longest without completing a call makes room
+ * (see `admit`). Calls and the group commit live in src/server/calls.ts.
+ */
 import net from 'node:net';
 import type { Logger } from 'pino';
+import { type Scheduler, SystemClock, type Timer } from '../host/clock.js';
 import type { Random } from '../host/random.js';
-import type { CallFault, CallOutcome, CommitGroup, FaultHook, KmsService } from '../host/service.js';
-import { Association, type AssociationAction, type RpcCall } from '../rpc/association.js';
-import { CONTEXT_RESULT, NCA_STATUS, NULL_SYNTAX, PROVIDER_REASON, PTYPE } from '../rpc/constants.js';
-import { encodePdu } from '../rpc/encode.js';
-import { type BindAckPdu, makeBindNak } from '../rpc/pdu.js';
+import type { CallOutcome, FaultHook, KmsService } from '../host/service.js';
+import { Association } from '../rpc/association.js';
+import { CallRunner } from './calls.js';
+import { type BindFault, type CloseReason, Connection, type ConnectionAction } from './connection.js';
+import { EdgeLog } from './edge-log.js';
 
-/**
- * The node:net edge. Everything protocol-shaped happens in the sans-io Association (RPC) and
- * KmsService (KMS + host); this file only moves bytes, keeps time limits and counts connections.
- */
 export interface ListenAddress {
   host: string;
   port: number;
@@ -19,8 +23,17 @@ export interface ListenAddress {
 export interface ServerLimits {
   /** Close a connection with no complete PDU for this long (spec a.1: 30 s like vlmcsd). */
   idleTimeoutMs: number;
-  /** Concurrent connections; beyond it new ones are closed at once (never queued). */
+  /**
+   * Concurrent connections. At the cap, the connection open longest without completing a call is
+   * closed to admit the new one, if it has been open evictAfterMs; else the new one is refused.
+   */
   maxConnections: number;
+  /**
+   * How long a connection that has completed no call is safe from eviction: room for a real client's
+   * bind and request on a slow network, while a flood must open maxConnections connections within it
+   * to keep anyone out.
+   */
+  evictAfterMs: number;
   /** Largest PDU accepted (frag_length). */
   maxPduSize: number;
   /** Largest reassembled request stub. */
@@ -31,26 +44,30 @@ export interface ServerLimits {
   maxUnsentBytes: number;
   /** Requests answered on one connection before it is closed. */
   maxRequestsPerConnection: number;
+  /**
+   * Client bytes held while a call waits. Reading stops as soon as one chunk waits, so only a socket
+   * that keeps delivering after pause() reaches it; the connection is then dropped.
+   */
+  maxQueuedInput: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
   idleTimeoutMs: 30_000,
-  maxConnections: 1024,
+  maxConnections: 10_000,
+  evictAfterMs: 2000,
   maxPduSize: 5840,
   maxCallSize: 64 * 1024,
   maxConnectionLifetimeMs: 10 * 60_000,
   maxUnsentBytes: 256 * 1024,
   maxRequestsPerConnection: 1_000_000,
+  maxQueuedInput: 128 * 1024,
 };
 
 /** Hooks the lab harness uses to inject faults at the connection level. */
 export interface ServerHooks {
   /** Return false to refuse the connection (e.g. "host down from day 3 to day 9"). */
   acceptConnection?: (peer: string) => boolean;
-  /**
-   * Bind-level faults, decided when a bind is about to be answered with a bind_ack. No KMS field is
-   * known yet, so such a fault can depend on the peer, the connection and the time only.
-   */
+  /** Bind-level faults, decided when a bind is about to be answered (peer, connection, time only). */
   bindFault?: (info: { peer: string; connectionId: number }) => BindFault | null;
   /** KMS-level faults for one call (its `delayMs` / `closeMidResponse` are carried out here). */
   callFault?: FaultHook;
@@ -61,26 +78,10 @@ export interface ServerHooks {
   onPdu?: (dir: 'c2s' | 's2c', connectionId: number, bytes: Uint8Array) => void;
 }
 
-/** What an injected fault does to one bind (see ServerHooks.bindFault). */
-export interface BindFault {
-  name: string;
-  /** Hold the answer this long (real timer, ms); input on the connection waits behind it. */
-  delayMs?: number;
-  /** Send the bind_ack, then close the connection. */
-  closeAfterBind?: boolean;
-  /** Answer a bind_nak with this p_reject_reason instead of the bind_ack, then close. */
-  bindNak?: number;
-  /**
-   * Answer every presentation context with provider_rejection / proposed_transfer_syntaxes_not_supported
-   * (2/2); a request sent anyway gets a fault nca_s_unk_if.
-   */
-  rejectContexts?: boolean;
-}
-
 /** What happened on the wire, for metrics and dashboards (never changes behaviour). */
 export type ServerObservation =
   | { kind: 'connection-open'; connectionId: number; peer: string }
-  | { kind: 'connection-close'; connectionId: number; peer: string }
+  | { kind: 'connection-close'; connectionId: number; peer: string; reason: CloseReason }
   | { kind: 'connection-rejected'; peer: string; reason: 'limit' | 'fault' }
   | { kind: 'bind'; connectionId: number }
   | { kind: 'call'; connectionId: number; outcome: CallOutcome; durationMs: number; ndr: 'ndr32' | 'ndr64' }
@@ -97,105 +98,181 @@ export interface ServerOptions {
   limits?: Partial<ServerLimits>;
   hooks?: ServerHooks;
   /**
+   * The clock of the edge's deadlines (idle, lifetime, injected delays) and of its log-rate windows.
+   * Default: the system clock. Apart from the host's clock on purpose: a lab host's manual clock jumps
+   * by days, which must not close every connection; limit tests pass a ManualClock here.
+   */
+  scheduler?: Scheduler;
+  /**
    * The port string put in bind_ack's secondary address (spec a.4). Default: the listening port. A lab
    * host on an ephemeral port sets a fixed one so its transcripts are byte-identical across runs.
    */
   secondaryAddress?: string;
 }
 
-/** Sizes of a response PDU's header and of a fault PDU (spec a.7, a.9). */
-const RESPONSE_HEADER = 24;
-const FAULT_SIZE = 32;
-
-/** A call's answer PDU and the injected fault that shapes its delivery. */
-interface Answer {
-  bytes: Uint8Array;
-  fault: CallFault | null;
-}
-
-/** A call handled ahead of its turn to be answered (see run() in accept). */
-interface Staged {
-  finish: () => Answer;
-  /** The call's number on its connection. */
-  count: number;
-}
-
 export interface ServerStats {
   open: number;
   accepted: number;
   rejected: number;
+  /** Connections closed to make room at the cap (see ServerLimits.maxConnections). */
+  evicted: number;
   binds: number;
   faults: number;
   closedByError: number;
 }
 
+const CLOSE_LOG: Record<CloseReason, readonly ['info' | 'warn' | 'error', string] | null> = {
+  protocol: ['info', 'closing connection'],
+  idle: ['info', 'idle timeout: closing connection'],
+  lifetime: ['warn', 'connection lifetime exceeded: closing'],
+  unread: ['warn', 'client does not read: dropping'],
+  'request-limit': ['info', 'request limit per connection reached: closing'],
+  'input-overflow': ['warn', 'client input past maxQueuedInput while reading was stopped: dropping'],
+  bug: ['error', 'association failed: dropping the connection'],
+  evicted: ['info', 'connection cap reached: closed the connection open longest without a call'],
+  fault: null, // the fault's own note says it
+  peer: null,
+  shutdown: null,
+};
+const EMPTY = new Uint8Array(0);
+
+/** One socket and its Connection: actions become socket calls; one timer for the deadline. */
+class SocketDriver {
+  private timer: Timer | null = null;
+  private armedFor = Number.POSITIVE_INFINITY;
+  /** Whether it is still an eviction candidate (has answered no call yet). */
+  callless = true;
+
+  constructor(
+    private readonly server: KmsServer,
+    readonly socket: net.Socket,
+    readonly conn: Connection,
+  ) {}
+
+  readonly onData = (chunk: Buffer): void => {
+    this.server.hooks.onPdu?.('c2s', this.conn.id, chunk);
+    this.apply(this.conn.receive(chunk, this.server.scheduler.now(), this.socket.writableLength));
+  };
+
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    this.armedFor = Number.POSITIVE_INFINITY;
+    this.apply(this.conn.timeout(this.server.scheduler.now(), this.socket.writableLength));
+  };
+
+  committed(): void {
+    this.apply(this.conn.committed(this.server.scheduler.now(), this.socket.writableLength));
+  }
+
+  apply(actions: readonly ConnectionAction[]): void {
+    const { socket, server, conn } = this;
+    for (const a of actions) {
+      switch (a.type) {
+        case 'send':
+          server.hooks.onPdu?.('s2c', conn.id, a.bytes);
+          server.cork(socket);
+          socket.write(a.bytes);
+          break;
+        case 'pause':
+          socket.pause();
+          break;
+        case 'resume':
+          socket.resume();
+          break;
+        case 'commit':
+          server.awaitCommit(this);
+          break;
+        case 'note':
+          server.edgeLog.line('note', a.level, { peer: conn.peer, connectionId: conn.id }, a.message);
+          break;
+        case 'close':
+          server.closing(this, a);
+          if (a.mode === 'destroy') socket.destroy();
+          else if (a.mode === 'end') {
+            socket.end();
+            socket.destroySoon?.();
+          } else socket.write(EMPTY, () => socket.destroy());
+          break;
+      }
+    }
+    if (this.callless && conn.answered > 0) server.called(this);
+    // Lazily: a later deadline (the idle timeout re-armed by a PDU) keeps the armed timer, which re-arms
+    // when it fires early; no timer work per request.
+    const d = conn.deadline;
+    if (d < this.armedFor) {
+      this.timer?.cancel();
+      this.armedFor = d;
+      this.timer = d === Number.POSITIVE_INFINITY ? null : server.scheduler.at(d, this.onTimer);
+    }
+  }
+
+  /** The socket closed (whoever closed it). */
+  readonly onClose = (): void => {
+    this.timer?.cancel();
+    this.timer = null;
+    this.conn.abort('peer');
+    this.server.gone(this);
+  };
+}
+
 export class KmsServer {
   readonly limits: ServerLimits;
-  readonly stats: ServerStats = { open: 0, accepted: 0, rejected: 0, binds: 0, faults: 0, closedByError: 0 };
-  private readonly servers: net.Server[] = [];
-  private readonly sockets = new Set<net.Socket>();
-  private nextConnectionId = 1;
-  private closing = false;
+  readonly stats: ServerStats = {
+    open: 0,
+    accepted: 0,
+    rejected: 0,
+    evicted: 0,
+    binds: 0,
+    faults: 0,
+    closedByError: 0,
+  };
+  readonly scheduler: Scheduler;
+  readonly edgeLog: EdgeLog;
+  readonly logger: Logger;
   hooks: ServerHooks;
+  private readonly servers: net.Server[] = [];
+  private readonly drivers = new Set<SocketDriver>();
+  /** Open connections that have answered no call, oldest first: who makes room at the cap. */
+  private readonly callless = new Set<SocketDriver>();
+  private nextConnectionId = 1;
+  private shuttingDown = false;
   private readonly observers = new Set<(o: ServerObservation) => void>();
-  /**
-   * Group commit. Calls are handled as their PDUs arrive, but their store changes go into one commit
-   * group per event-loop turn and their answers wait: at the end of the turn (setImmediate, i.e. after
-   * every socket that was readable in this turn has been read) the group is committed in one store
-   * transaction, then the answers are written, back to back. A response is therefore never written
-   * before its CMID is committed (the guarantee of src/store/sqlite.ts), one SQLite transaction serves
-   * every call of the turn, and the clients are woken by a burst of writes rather than one at a time.
-   * A connection waiting for its answer is paused like one under an injected delay (input is queued,
-   * order is kept).
-   */
-  private group: CommitGroup | null = null;
-  private turn: (() => void)[] = [];
+  private readonly calls: CallRunner;
+  /** Connections whose calls wait for this turn's commit group (see calls.ts). */
+  private turn: SocketDriver[] = [];
   private turnScheduled = false;
   /** Whether the pending flush already let the loop poll once more (see flushTurn). */
   private gathered = false;
   /**
    * Sockets written to in this turn outside flushTurn: corked at their first write and uncorked when
-   * the turn ends, so every write of a turn reaches the kernel in one burst (a client woken by the
-   * first is usually still awake for the next; measured: fewer wake-ups, less CPU on both sides).
+   * the turn ends, so every write of a turn reaches the kernel in one burst (measured: fewer wake-ups,
+   * less CPU on both sides).
    */
   private corked: net.Socket[] = [];
   /** Set while flushTurn writes answers: those go out at once. */
   private flushing = false;
-  private readonly flushTurn = (): void => {
-    const corked = this.corked;
-    if (corked.length > 0) {
-      this.corked = [];
-      for (const s of corked) s.uncork();
-    }
-    // Before committing changes, let the event loop poll once more (without blocking: an immediate is
-    // pending): requests already on their way join this group. One SQLite transaction then serves
-    // about twice as many calls under load (measured: +17-22% requests/s with --store FILE), at the
-    // price of one loop iteration of latency.
-    if (!this.gathered && this.group !== null && this.group.size > 0) {
-      this.gathered = true;
-      setImmediate(this.flushTurn);
-      return;
-    }
-    this.gathered = false;
-    this.turnScheduled = false;
-    const group = this.group;
-    this.group = null;
-    const queue = this.turn;
-    this.turn = [];
-    if (group) {
-      try {
-        this.opts.service.commitGroup(group);
-      } catch {
-        // Kept in the group: each staged call is answered with a fault (see stageCall).
-      }
-    }
-    this.flushing = true;
-    try {
-      for (const fn of queue) fn();
-    } finally {
-      this.flushing = false;
-    }
-  };
+
+  constructor(private readonly opts: ServerOptions) {
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.hooks = opts.hooks ?? {};
+    this.logger = opts.logger;
+    this.scheduler = opts.scheduler ?? new SystemClock();
+    this.edgeLog = new EdgeLog(opts.logger, this.scheduler);
+    const server = this;
+    this.calls = new CallRunner({
+      service: opts.service,
+      logger: opts.logger,
+      edgeLog: this.edgeLog,
+      get hooks() {
+        return server.hooks;
+      },
+      stats: this.stats,
+      get observed() {
+        return server.observers.size > 0;
+      },
+      emit: (o) => this.emit(o),
+    });
+  }
 
   observe(fn: (o: ServerObservation) => void): () => void {
     this.observers.add(fn);
@@ -204,11 +281,6 @@ export class KmsServer {
 
   private emit(o: ServerObservation): void {
     for (const fn of this.observers) fn(o);
-  }
-
-  constructor(private readonly opts: ServerOptions) {
-    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
-    this.hooks = opts.hooks ?? {};
   }
 
   /** Listens on every address; resolves with the bound addresses (port 0 → the ephemeral port). */
@@ -226,7 +298,8 @@ export class KmsServer {
           resolve();
         });
       });
-      server.on('error', (e) => this.opts.logger.error({ err: e }, 'listener error'));
+      // EMFILE under a flood would repeat this for every refused accept: rate-limited.
+      server.on('error', (e) => this.edgeLog.line('listener', 'error', { err: e }, 'listener error'));
       const addr = server.address() as net.AddressInfo;
       port = String(addr.port);
       bound.push({ host: addr.address, port: addr.port });
@@ -244,282 +317,137 @@ export class KmsServer {
 
   private accept(socket: net.Socket, listenPort?: string): void {
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
-    const log = this.opts.logger;
-    if (this.closing || this.sockets.size >= this.limits.maxConnections) {
-      this.stats.rejected += 1;
-      log.warn({ peer, open: this.sockets.size }, 'connection refused: connection limit reached');
-      this.emit({ kind: 'connection-rejected', peer, reason: 'limit' });
-      socket.destroy();
+    if (this.shuttingDown || !this.admit()) {
+      this.refuse(socket, peer, 'limit');
       return;
     }
     if (this.hooks.acceptConnection && !this.hooks.acceptConnection(peer)) {
-      this.stats.rejected += 1;
-      log.info({ peer }, 'connection refused by an injected fault');
-      this.emit({ kind: 'connection-rejected', peer, reason: 'fault' });
-      socket.destroy();
+      this.refuse(socket, peer, 'fault');
       return;
     }
-    const connectionId = this.nextConnectionId++;
-    this.sockets.add(socket);
-    this.stats.accepted += 1;
-    this.stats.open = this.sockets.size;
-    this.emit({ kind: 'connection-open', connectionId, peer });
-    const assoc = new Association({
+    const id = this.nextConnectionId++;
+    const association = new Association({
       profile: this.opts.profile ?? { ndr64: true, btfn: true },
       secondaryAddress: this.opts.secondaryAddress ?? listenPort ?? String(socket.localPort ?? 1688),
       maxPduSize: this.limits.maxPduSize,
       maxCallSize: this.limits.maxCallSize,
       newAssocGroupId: () => (this.opts.random.uint32() | 1) >>> 0,
     });
-    let requests = 0;
-    /** Set by an injected rejectContexts fault: requests get a fault nca_s_unk_if. */
-    let contextsRejected = false;
-    /** Set when an injected fault ended the connection: nothing more is read or written. */
-    let ended = false;
-    const idle = setTimeout(() => {
-      log.info({ peer, connectionId }, 'idle timeout: closing connection');
-      socket.destroy();
-    }, this.limits.idleTimeoutMs);
-    const lifetime = setTimeout(() => {
-      log.warn({ peer, connectionId }, 'connection lifetime exceeded: closing');
-      socket.destroy();
-    }, this.limits.maxConnectionLifetimeMs);
-    const tap = this.hooks.onPdu;
+    const now = this.scheduler.now();
+    const conn = new Connection({ id, peer, now, limits: this.limits, association, handler: this.calls });
+    const d = new SocketDriver(this, socket, conn);
+    this.drivers.add(d);
+    this.callless.add(d);
+    this.stats.accepted += 1;
+    this.stats.open = this.drivers.size;
+    this.emit({ kind: 'connection-open', connectionId: id, peer });
+    socket.on('data', d.onData);
+    socket.on('error', (e) => this.logger.debug({ err: e, peer, connectionId: id }, 'socket error'));
+    socket.on('close', d.onClose);
+    d.apply([]);
+  }
 
-    const send = (bytes: Uint8Array) => {
-      tap?.('s2c', connectionId, bytes);
-      this.cork(socket);
-      socket.write(bytes);
-      if (socket.writableLength > this.limits.maxUnsentBytes) {
-        log.warn({ peer, connectionId, unsent: socket.writableLength }, 'client does not read: dropping');
-        // Stop here too: calls already read from this client's input are neither run nor counted.
-        ended = true;
-        socket.destroy();
-      }
-    };
-    const end = () => {
-      ended = true;
-      socket.end();
-    };
+  /**
+   * Admission at the cap: the connection open longest without answering a call is closed to make
+   * room, so a client holding (or re-opening) many idle connections cannot keep anyone out. A
+   * connection that completed a call is never evicted, nor one younger than evictAfterMs (a real
+   * client between its connect and its answer); only then is the new one refused.
+   */
+  private admit(): boolean {
+    if (this.drivers.size < this.limits.maxConnections) return true;
+    const victim = this.callless.values().next();
+    if (victim.done) return false;
+    const d = victim.value;
+    if (this.scheduler.now() - d.conn.openedAt < this.limits.evictAfterMs) return false;
+    this.stats.evicted += 1;
+    d.conn.abort('evicted');
+    this.closing(d, { type: 'close', reason: 'evicted', mode: 'destroy' });
+    // Out of the count at once (its 'close' comes later): the new connection takes its place.
+    this.drivers.delete(d);
+    this.callless.delete(d);
+    d.socket.destroy();
+    return true;
+  }
 
-    // An injected delay, or a call waiting for the end-of-turn commit, pauses the connection: the
-    // remaining actions and any later input wait, in order.
-    let paused = false;
-    const backlog: Buffer[] = [];
-    const timers = new Set<NodeJS.Timeout>();
-    const resume = (fn: () => void) => {
-      paused = false;
-      if (socket.destroyed || ended) return;
-      fn();
-      while (!paused && !ended && !socket.destroyed && backlog.length > 0) feed(backlog.shift()!);
-    };
-    const later = (ms: number, fn: () => void) => {
-      paused = true;
-      const t = setTimeout(() => {
-        timers.delete(t);
-        if (!socket.destroyed && !ended) idle.refresh();
-        resume(fn);
-      }, ms);
-      timers.add(t);
-    };
-    /**
-     * Carries out a call's answer (its injected delay first); false when the connection is done.
-     * `count`: the call's number on this connection (for the request limit).
-     */
-    const answer = (
-      bytes: Uint8Array,
-      fault: CallFault | null | undefined,
-      count: number,
-      actions: AssociationAction[],
-      next: number,
-      staged: Staged[] | undefined,
-    ): boolean => {
-      const delay = fault?.delayMs ?? 0;
-      if (delay > 0) {
-        later(delay, () => {
-          if (deliver(bytes, fault, count)) run(actions, next, staged);
-        });
-        return false;
-      }
-      return deliver(bytes, fault, count);
-    };
+  private refuse(socket: net.Socket, peer: string, reason: 'limit' | 'fault'): void {
+    this.stats.rejected += 1;
+    const fields = { peer, open: this.drivers.size };
+    if (reason === 'limit')
+      this.edgeLog.line('refused', 'warn', fields, 'connection refused: connection limit reached');
+    else this.edgeLog.line('refused-fault', 'info', fields, 'connection refused by an injected fault');
+    this.emit({ kind: 'connection-rejected', peer, reason });
+    socket.destroy();
+  }
 
-    /** Sends the bind_ack as an injected fault wants it; false when the connection is done. */
-    const faultedBind = (f: BindFault, ack: BindAckPdu, bytes: Uint8Array): boolean => {
-      log.info({ peer, connectionId, fault: f.name }, 'bind answered with an injected fault');
-      if (f.bindNak !== undefined) {
-        send(encodePdu(makeBindNak(ack.callId, f.bindNak)));
-        end();
-        return false;
-      }
-      let out = bytes;
-      if (f.rejectContexts) {
-        contextsRejected = true;
-        out = encodePdu({
-          ...ack,
-          results: ack.results.map(() => ({
-            result: CONTEXT_RESULT.PROVIDER_REJECTION,
-            reason: PROVIDER_REASON.PROPOSED_TRANSFER_SYNTAXES_NOT_SUPPORTED,
-            transferSyntax: { uuid: NULL_SYNTAX.uuid, version: NULL_SYNTAX.version },
-          })),
-        });
-      }
-      send(out);
-      if (f.closeAfterBind) {
-        end();
-        return false;
-      }
-      return true;
-    };
+  /** A connection is being closed by the host: its log line (rate-limited per reason) and counts. */
+  closing(d: SocketDriver, a: Extract<ConnectionAction, { type: 'close' }>): void {
+    const c = d.conn;
+    if (a.reason === 'protocol' && a.code !== undefined) {
+      this.stats.closedByError += 1;
+      this.emit({ kind: 'protocol-error', connectionId: c.id, code: a.code });
+    }
+    const line = CLOSE_LOG[a.reason];
+    if (line === null) return;
+    const fields: Record<string, unknown> = { peer: c.peer, connectionId: c.id };
+    if (a.detail !== undefined) fields.reason = a.detail;
+    if (a.code !== undefined) fields.code = a.code;
+    if (a.reason === 'unread') fields.unsent = c.unsentBytes;
+    if (a.reason === 'request-limit') fields.requests = c.answered;
+    this.edgeLog.line(a.reason, line[0], fields, line[1]);
+  }
 
-    /** Writes a call's answer as an injected fault wants it; false when the connection is done. */
-    const deliver = (bytes: Uint8Array, fault: CallFault | null | undefined, count: number): boolean => {
-      if (fault?.closeMidResponse) {
-        const half = bytes.subarray(0, Math.max(1, bytes.length >> 1));
-        tap?.('s2c', connectionId, half);
-        ended = true;
-        socket.write(half, () => socket.destroy());
-        return false;
-      }
-      send(bytes);
-      if (count >= this.limits.maxRequestsPerConnection) {
-        // Stop here: later calls already read from the same chunk are neither run nor counted.
-        log.info({ peer, connectionId, requests: count }, 'request limit per connection reached: closing');
-        end();
-        return false;
-      }
-      return true;
-    };
+  /** The connection answered its first call: no longer an eviction candidate. */
+  called(d: SocketDriver): void {
+    d.callless = false;
+    this.callless.delete(d);
+  }
 
-    /**
-     * `staged[i]`: the call at actions[i] was already handled (in the commit group of the turn its
-     * chunk arrived in) and only needs answering.
-     */
-    const run = (actions: AssociationAction[], from = 0, staged?: Staged[]): void => {
-      for (let i = from; i < actions.length; i++) {
-        if (ended) return;
-        const a = actions[i]!;
-        switch (a.type) {
-          case 'send': {
-            if (a.pdu.type === PTYPE.BIND_ACK) {
-              this.stats.binds += 1;
-              this.emit({ kind: 'bind', connectionId });
-              const f = this.hooks.bindFault?.({ peer, connectionId }) ?? null;
-              if (f) {
-                const ack = a.pdu;
-                if (f.delayMs !== undefined && f.delayMs > 0) {
-                  later(f.delayMs, () => {
-                    if (faultedBind(f, ack, a.bytes)) run(actions, i + 1);
-                  });
-                  return;
-                }
-                if (!faultedBind(f, ack, a.bytes)) return;
-                break;
-              }
-            }
-            send(a.bytes);
-            break;
-          }
-          case 'call': {
-            const pre = staged?.[i];
-            if (pre) {
-              const out = pre.finish();
-              if (!answer(out.bytes, out.fault, pre.count, actions, i + 1, staged)) return;
-              break;
-            }
-            requests += 1;
-            if (contextsRejected) {
-              if (!answer(assoc.fault(a.call, NCA_STATUS.UNK_IF), null, requests, actions, i + 1, staged)) {
-                return;
-              }
-              break;
-            }
-            // Handled now, answered once this turn's commit group is committed (see `group`). The
-            // chunk's later calls are handled now as well, so a client sending several requests at
-            // once is served at the pace it sends (its input does not pile up here), except where the
-            // calls that follow might not run at all, which is decided when the answers go out: after
-            // an injected fault, at the request limit, and once the answers staged so far would take
-            // the bytes waiting for the client past maxUnsentBytes (the answer that crosses the cap
-            // drops the connection, and nothing after it may run).
-            const list: Staged[] = [];
-            let s = this.stageCall(assoc, a.call, peer, connectionId);
-            list[i] = { finish: s.finish, count: requests };
-            let unsent = socket.writableLength + s.size;
-            for (let j = i + 1; j < actions.length; j++) {
-              const b = actions[j]!;
-              if (b.type !== 'call') continue;
-              if (s.fault || requests >= this.limits.maxRequestsPerConnection) break;
-              if (unsent > this.limits.maxUnsentBytes) break;
-              requests += 1;
-              s = this.stageCall(assoc, b.call, peer, connectionId);
-              list[j] = { finish: s.finish, count: requests };
-              unsent += s.size;
-            }
-            paused = true;
-            this.afterCommit(() => {
-              if (socket.destroyed || ended) {
-                // Nothing to write to, but these calls were handled: observe and log them.
-                paused = false;
-                for (const x of list) x?.finish();
-                return;
-              }
-              resume(() => run(actions, i, list));
-            });
-            return;
-          }
-          case 'close':
-            if (a.error) {
-              this.stats.closedByError += 1;
-              this.emit({ kind: 'protocol-error', connectionId, code: a.error.code });
-            }
-            log.info({ peer, connectionId, reason: a.reason, code: a.error?.code }, 'closing connection');
-            socket.end();
-            socket.destroySoon?.();
-            return;
-          case 'note':
-            log[a.level]({ peer, connectionId }, a.message);
-            break;
-        }
-      }
-    };
-
-    const feed = (chunk: Buffer) => {
-      let actions: AssociationAction[];
-      try {
-        actions = assoc.receive(chunk);
-      } catch (e) {
-        // The association only throws on a bug; keep serving everyone else.
-        log.error({ err: e, peer, connectionId }, 'association failed');
-        socket.destroy();
-        return;
-      }
-      if (actions.length > 0) idle.refresh();
-      run(actions);
-    };
-
-    socket.on('data', (chunk: Buffer) => {
-      if (ended) return;
-      if (tap) tap('c2s', connectionId, chunk);
-      if (paused) backlog.push(chunk);
-      else feed(chunk);
-    });
-    socket.on('error', (e) => log.debug({ err: e, peer, connectionId }, 'socket error'));
-    socket.on('close', () => {
-      clearTimeout(idle);
-      clearTimeout(lifetime);
-      for (const t of timers) clearTimeout(t);
-      timers.clear();
-      this.sockets.delete(socket);
-      this.stats.open = this.sockets.size;
-      this.emit({ kind: 'connection-close', connectionId, peer });
+  gone(d: SocketDriver): void {
+    this.drivers.delete(d);
+    this.callless.delete(d);
+    this.stats.open = this.drivers.size;
+    const c = d.conn;
+    this.emit({
+      kind: 'connection-close',
+      connectionId: c.id,
+      peer: c.peer,
+      reason: c.closeReason ?? 'peer',
     });
   }
 
-  /** Queues `fn` for the end of this event-loop turn, after the turn's commit group is committed. */
-  private afterCommit(fn: () => void): void {
-    this.turn.push(fn);
+  /** `d`'s staged calls are answered once this turn's commit group is committed. */
+  awaitCommit(d: SocketDriver): void {
+    this.turn.push(d);
     this.scheduleTurn();
   }
+
+  private readonly flushTurn = (): void => {
+    const corked = this.corked;
+    if (corked.length > 0) {
+      this.corked = [];
+      for (const s of corked) s.uncork();
+    }
+    // Before committing, let the event loop poll once more (without blocking: an immediate is pending):
+    // requests already on their way join this group. One SQLite transaction then serves about twice as
+    // many calls under load (measured: +17-22% requests/s with --store FILE), at one loop iteration of
+    // latency.
+    if (!this.gathered && this.calls.pending > 0) {
+      this.gathered = true;
+      setImmediate(this.flushTurn);
+      return;
+    }
+    this.gathered = false;
+    this.turnScheduled = false;
+    this.calls.commit();
+    const queue = this.turn;
+    this.turn = [];
+    this.flushing = true;
+    try {
+      for (const d of queue) d.committed();
+    } finally {
+      this.flushing = false;
+    }
+  };
 
   private scheduleTurn(): void {
     if (!this.turnScheduled) {
@@ -529,122 +457,32 @@ export class KmsServer {
   }
 
   /** Holds this turn's writes to `socket` until the turn ends (see `corked`). */
-  private cork(socket: net.Socket): void {
+  cork(socket: net.Socket): void {
     if (this.flushing || socket.writableCorked > 0) return;
     socket.cork();
     this.corked.push(socket);
     this.scheduleTurn();
   }
 
-  /**
-   * Runs one call through the service with this turn's commit group. Returns what produces its answer
-   * once the group is committed: the answer PDU and the injected fault that shaped it (observed and
-   * logged then, so observers never see a call whose change did not reach the store).
-   */
-  private stageCall(
-    assoc: Association,
-    call: RpcCall,
-    peer: string,
-    connectionId: number,
-  ): { finish: () => Answer; fault: CallFault | null; size: number } {
-    const service = this.opts.service;
-    if (this.group === null) this.group = service.openGroup();
-    const group = this.group;
-    const started = this.observers.size > 0 ? performance.now() : 0;
-    const index = group.size;
-    let outcome: CallOutcome;
-    try {
-      outcome = service.handleCall(
-        call.stub,
-        call.syntax,
-        { peer, connectionId },
-        this.hooks.callFault,
-        group,
-      );
-    } catch (e) {
-      return {
-        finish: () => this.callFailed(assoc, call, peer, connectionId, e),
-        fault: null,
-        size: FAULT_SIZE,
-      };
-    }
-    const staged = group.size > index;
-    const durationMs = this.observers.size > 0 ? performance.now() - started : 0;
-    const finish = (): Answer => {
-      const failure = staged ? group.failure(index) : null;
-      if (failure !== null && failure !== undefined) {
-        return this.callFailed(assoc, call, peer, connectionId, failure);
-      }
-      return this.callDone(assoc, call, peer, connectionId, outcome, durationMs);
-    };
-    // The answer's size (a single-fragment response, or a 32-byte fault), for the unsent-bytes cap.
-    const size = outcome.kind === 'response' ? RESPONSE_HEADER + outcome.stub.length : FAULT_SIZE;
-    return { finish, fault: outcome.fault ?? null, size };
-  }
-
-  /** The answer to a call the service handled (and whose change, if any, is committed). */
-  private callDone(
-    assoc: Association,
-    call: RpcCall,
-    peer: string,
-    connectionId: number,
-    outcome: CallOutcome,
-    durationMs: number,
-  ): Answer {
-    const log = this.opts.logger;
-    try {
-      if (this.observers.size > 0) {
-        this.emit({ kind: 'call', connectionId, outcome, durationMs, ndr: call.syntax });
-      }
-      const fault = outcome.fault ?? null;
-      if (outcome.event) log.info(outcome.event, 'activation request');
-      if (outcome.error) {
-        log.warn(
-          { peer, connectionId, code: outcome.error.code, err: outcome.error.message },
-          'bad KMS request',
-        );
-      }
-      if (outcome.kind === 'fault') {
-        this.stats.faults += 1;
-        return { bytes: assoc.fault(call, outcome.status), fault };
-      }
-      return { bytes: assoc.respond(call, outcome.stub), fault };
-    } catch (e) {
-      return this.callFailed(assoc, call, peer, connectionId, e);
-    }
-  }
-
-  /** A call that failed for a reason other than bad input (the store, or a bug): an RPC fault. */
-  private callFailed(
-    assoc: Association,
-    call: RpcCall,
-    peer: string,
-    connectionId: number,
-    e: unknown,
-  ): Answer {
-    // A store failure or a bug: answer an RPC fault for this call and keep the host up.
-    this.opts.logger.error({ err: e, peer, connectionId }, 'request failed');
-    this.emit({ kind: 'call-error', connectionId, error: e as Error });
-    this.stats.faults += 1;
-    return { bytes: assoc.fault(call, 0x1c010001 /* nca_s_comm_failure-like: server error */), fault: null };
-  }
-
   get openConnections(): number {
-    return this.sockets.size;
+    return this.drivers.size;
   }
 
   /** Stops accepting, lets in-flight writes drain, closes every connection. */
   async close(): Promise<void> {
-    this.closing = true;
+    this.shuttingDown = true;
     // Answers waiting for this turn's commit go out first.
     this.gathered = true;
     this.flushTurn();
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-    for (const s of this.sockets) s.end();
+    for (const d of this.drivers) {
+      d.conn.abort('shutdown');
+      d.socket.end();
+    }
     const deadline = setTimeout(() => {
-      for (const s of this.sockets) s.destroy();
+      for (const d of this.drivers) d.socket.destroy();
     }, 1000);
-    while (this.sockets.size > 0) await new Promise((r) => setTimeout(r, 5));
+    while (this.drivers.size > 0) await new Promise((r) => setTimeout(r, 5));
     clearTimeout(deadline);
   }
 }

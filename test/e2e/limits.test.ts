@@ -124,12 +124,14 @@ describe('limits: defaults', () => {
   it('every limit has a safe default, and a host without limits uses them', async () => {
     expect(DEFAULT_LIMITS).toEqual({
       idleTimeoutMs: 30_000,
-      maxConnections: 1024,
+      maxConnections: 10_000,
+      evictAfterMs: 2000,
       maxPduSize: 5840,
       maxCallSize: 64 * 1024,
       maxConnectionLifetimeMs: 10 * 60_000,
       maxUnsentBytes: 256 * 1024,
       maxRequestsPerConnection: 1_000_000,
+      maxQueuedInput: 128 * 1024,
     });
     for (const v of Object.values(DEFAULT_LIMITS)) expect(Number.isSafeInteger(v) && v > 0).toBe(true);
     // Consistent with each other: a whole KMS PDU fits, the call cap holds a PDU, the lifetime outlasts
