@@ -141,7 +141,10 @@ export const SERVE_FLAGS: Record<ServeKey, readonly [flag: string, help: string]
   ],
   renewalInterval: ['--renewal-interval <duration>', 'VLRenewalInterval sent to clients (default 7d)'],
   idleTimeout: ['--idle-timeout <duration>', 'close connections idle this long (default 30s)'],
-  maxConnections: ['--max-connections <n>', 'concurrent connections; at the cap the longest-open one that completed no call is closed for the new one (default 10000)'],
+  maxConnections: [
+    '--max-connections <n>',
+    'concurrent connections; at the cap the longest-open one that completed no call is closed for the new one (default 10000)',
+  ],
   maxPduSize: ['--max-pdu-size <bytes>', 'largest PDU accepted (default 5840)'],
   maxCallSize: ['--max-call-size <bytes>', 'largest reassembled request stub (default 65536)'],
   maxConnectionLifetime: [
