@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { type Scheduler, SystemClock, type Timer } from '../host/clock.js';
 import type { Random } from '../host/random.js';
 import type { CallOutcome, FaultHook, KmsService } from '../host/service.js';
-import { Association } from '../rpc/association.js';
+import { Association, AssociationGroups } from '../rpc/association.js';
 import { CallRunner } from './calls.js';
 import { type BindFault, type CloseReason, Connection, type ConnectionAction } from './connection.js';
 import { EdgeLog } from './edge-log.js';
@@ -238,6 +238,8 @@ export class KmsServer {
   private shuttingDown = false;
   private readonly observers = new Set<(o: ServerObservation) => void>();
   private readonly calls: CallRunner;
+  /** The association groups this host issued, across its connections (spec a.8). */
+  private readonly assocGroups = new AssociationGroups();
   /** Connections whose calls wait for this turn's commit group (see calls.ts). */
   private turn: SocketDriver[] = [];
   private turnScheduled = false;
@@ -332,6 +334,7 @@ export class KmsServer {
       maxPduSize: this.limits.maxPduSize,
       maxCallSize: this.limits.maxCallSize,
       newAssocGroupId: () => (this.opts.random.uint32() | 1) >>> 0,
+      groups: this.assocGroups,
     });
     const now = this.scheduler.now();
     const conn = new Connection({ id, peer, now, limits: this.limits, association, handler: this.calls });

@@ -167,12 +167,13 @@ describe('hostile input: the connection is handled, the host keeps serving', () 
     await expectServed(rt);
   });
 
-  it('request before bind: the connection is closed without an answer (spec a.10)', async () => {
+  it('request before bind: fault nca_s_proto_error, then the connection is closed (spec a.10)', async () => {
     const rt = await host();
     const s = await open(rt);
     s.write(pduBytes(loadCapture('bad-request-before-bind').pdus[0]!));
+    const [fault] = await pdus(s, 1);
+    expect(fault).toMatchObject({ type: PTYPE.FAULT, callId: 2, status: NCA_STATUS.PROTO_ERROR });
     await s.waitClose();
-    expect(s.received).toEqual([]);
     await expectServed(rt);
   });
 
