@@ -8,18 +8,13 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  Association,
-  type AssociationAction,
-  AssociationGroups,
-  type AssociationOptions,
-} from '../../../src/rpc/association.js';
+import { type AssociationAction, AssociationGroups } from '../../../src/rpc/association.js';
 import { BIND_NAK_REASON, NCA_STATUS, PTYPE } from '../../../src/rpc/constants.js';
 import { decodePdu } from '../../../src/rpc/decode.js';
 import { encodePdu } from '../../../src/rpc/encode.js';
 import { negotiateFragSize } from '../../../src/rpc/negotiate.js';
 import type { BindPdu } from '../../../src/rpc/pdu.js';
-import { conversationCaptures, fromHex, pdusOf, toHex } from './captures.js';
+import { conversationCaptures, fromHex, pdusOf, testAssociation, toHex } from './captures.js';
 
 interface GoldenCase {
   rule: string;
@@ -36,15 +31,7 @@ const v6 = conversationCaptures().find((c) => c.name === 'v6-win10')!;
 const [bindBytes, alterBytes] = pdusOf(v6, 0, 'c2s') as [Uint8Array, Uint8Array];
 const bind = decodePdu(bindBytes) as BindPdu;
 
-const mk = (over: Partial<AssociationOptions> = {}) =>
-  new Association({
-    profile: { ndr64: true, btfn: true },
-    secondaryAddress: '1688',
-    maxPduSize: 5840,
-    maxCallSize: 65536,
-    newAssocGroupId: () => 0xabcdef01,
-    ...over,
-  });
+const mk = testAssociation;
 const bound = () => {
   const a = mk();
   a.receive(bindBytes);

@@ -25,6 +25,7 @@ import {
   fromHex,
   hostProfile,
   pdusOf,
+  testAssociation,
   toHex,
 } from './captures.js';
 
@@ -282,15 +283,7 @@ describe('Association state machine (spec a.10)', () => {
   const [bindBytes, alterBytes, requestBytes] = pdusOf(v6, 0, 'c2s') as [Uint8Array, Uint8Array, Uint8Array];
   const bind = decodePdu(bindBytes) as BindPdu;
   const request = decodePdu(requestBytes) as RequestPdu;
-  const mk = (over: Partial<AssociationOptions> = {}) =>
-    new Association({
-      profile: { ndr64: true, btfn: true },
-      secondaryAddress: '1688',
-      maxPduSize: 5840,
-      maxCallSize: 65536,
-      newAssocGroupId: () => 0xabcdef01,
-      ...over,
-    });
+  const mk = testAssociation;
   const sends = (actions: AssociationAction[]) =>
     actions.filter((a): a is Send => a.type === 'send').map((a) => a.pdu);
   const bound = () => {
