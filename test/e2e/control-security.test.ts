@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readControlToken } from '../../src/cli/serve.js';
 import { activate } from '../../src/client/client.js';
 import { SeededRandom } from '../../src/host/random.js';
-import { checkControlRequest } from '../../src/server/control-guard.js';
+import { checkControlRequest, isLoopbackAddress } from '../../src/server/control-guard.js';
 import { dashboardRoute } from '../../src/server/dashboard/index.js';
 import { type HostRuntime, startHostRuntime } from '../../src/server/runtime.js';
 
@@ -359,5 +359,12 @@ describe('checkControlRequest (sans-io)', () => {
     expect(checkControlRequest({ method: 'GET', headers: { host: 'a.b:8688' } }, '/status', o)?.status).toBe(
       421,
     );
+  });
+
+  it('knows which control addresses are loopback (the rest need a token)', () => {
+    for (const a of ['127.0.0.1', '127.8.9.10', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1'])
+      expect(isLoopbackAddress(a), a).toBe(true);
+    for (const a of ['0.0.0.0', '::', '[::]', '10.0.0.1', '::ffff:10.0.0.1', '128.0.0.1', 'kms.example'])
+      expect(isLoopbackAddress(a), a).toBe(false);
   });
 });
