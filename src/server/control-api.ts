@@ -34,11 +34,16 @@ export interface ControlApiOptions {
   publicPaths?: ReadonlySet<string>;
 }
 
-/** Every JSON answer: never sniffed as HTML by a browser, never cached by one or by a proxy. */
+/**
+ * Every JSON answer: never sniffed as HTML by a browser, never cached by one or by a proxy, and never
+ * handed to a page of another origin even as an opaque `no-cors` response (Cross-Origin-Resource-Policy),
+ * so it cannot land in that page's process.
+ */
 const JSON_HEADERS = {
   'content-type': 'application/json; charset=utf-8',
   'cache-control': 'no-store',
   'x-content-type-options': 'nosniff',
+  'cross-origin-resource-policy': 'same-origin',
 } as const;
 export const NDJSON_HEADERS = { ...JSON_HEADERS, 'content-type': 'application/x-ndjson' } as const;
 

@@ -210,7 +210,7 @@ describe('mutations a web page could send without a preflight', () => {
     }
   });
 
-  it('puts nosniff and no-store on every JSON answer, errors included', async () => {
+  it('puts nosniff, no-store and CORP same-origin on every JSON answer, errors included', async () => {
     const host = `127.0.0.1:${port}`;
     for (const r of [
       await request(port, 'GET', '/status', { host }),
@@ -221,6 +221,7 @@ describe('mutations a web page could send without a preflight', () => {
       expect(r.headers['content-type']).toMatch(/^application\/json/);
       expect(r.headers['x-content-type-options']).toBe('nosniff');
       expect(r.headers['cache-control']).toBe('no-store');
+      expect(r.headers['cross-origin-resource-policy']).toBe('same-origin');
     }
   });
 });
