@@ -47,6 +47,9 @@ const JSON_HEADERS = {
 } as const;
 export const NDJSON_HEADERS = { ...JSON_HEADERS, 'content-type': 'application/x-ndjson' } as const;
 
+/** Open control-API connections at most; more are closed on accept (docs/robustness.md §8). */
+export const CONTROL_MAX_CONNECTIONS = 256;
+
 export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body, jsonReplacer, 2);
   res.writeHead(status, JSON_HEADERS);
@@ -286,5 +289,8 @@ export function createControlApi(opts: ControlApiOptions): http.Server {
     for (const s of streams) s.end();
     streams.clear();
   });
+  // Connections (and with them /events streams) are bounded: whoever can reach the port, token or
+  // not, cannot make the process spend its file descriptors, which the KMS listener needs too.
+  server.maxConnections = CONTROL_MAX_CONNECTIONS;
   return server;
 }
