@@ -21,14 +21,15 @@ import {
   OFFICE2013_APP_ID,
   WINDOWS_APP_ID,
 } from '../catalog/products.js';
+import { cbcDecryptInto, cbcEncryptInto } from '../crypto/cbc.js';
+import { V5_SCHEDULE, V6_SCHEDULE } from '../crypto/keys.js';
 import { type Clock, type DurationInput, parseDuration } from '../host/clock.js';
 import { type Random, SeededRandom } from '../host/random.js';
-import type { CallFault, CallInfo } from '../host/service.js';
+import type { CallInfo } from '../host/service.js';
 import { hresultHex, parseHResult } from '../kms/hresult.js';
-import type { KmsRequestBody } from '../kms/messages.js';
+import type { KmsRequestBody, KmsVersion, NdrSyntax } from '../kms/messages.js';
 import { BIND_NAK_REASON, NCA_STATUS } from '../rpc/constants.js';
-import type { BindFault } from '../server/connection.js';
-import type { ServerHooks } from '../server/tcp.js';
+import type { BindFault, CallFault, FaultSeam, StubRewrite } from '../server/fault-seam.js';
 import { type Guid, isGuid } from '../wire/guid.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -644,7 +645,7 @@ interface RuleState {
   random: Random | null;
 }
 
-export class FaultEngine {
+export class FaultEngine implements FaultSeam {
   readonly origin: number;
   private readonly seed: string;
   private readonly clock: Clock;
@@ -723,7 +724,7 @@ export class FaultEngine {
   }
 
   /** Connection level: false refuses the connection. */
-  acceptConnection(peer: string): boolean {
+  accept(peer: string): boolean {
     this.connections += 1;
     this.attemptOf.set(peer, this.connections);
     if (this.attemptOf.size > 4096) this.attemptOf.delete(this.attemptOf.keys().next().value!);
@@ -734,7 +735,7 @@ export class FaultEngine {
   }
 
   /** Bind level. */
-  bindFault(info: { peer: string; connectionId: number }): BindFault | null {
+  bind(info: { peer: string; connectionId: number }): BindFault | null {
     const time = this.clock.now();
     const nth = this.attemptOf.get(info.peer) ?? info.connectionId;
     const fired = this.fire({ level: 'bind', peer: info.peer, time, nth });
@@ -751,8 +752,8 @@ export class FaultEngine {
     return f;
   }
 
-  /** Call level (the service's FaultHook). */
-  callFault(req: KmsRequestBody, info: CallInfo): CallFault | null {
+  /** Call level. */
+  call(req: KmsRequestBody, info: CallInfo): CallFault | null {
     this.calls += 1;
     const time = this.clock.now();
     const fired = this.fire({
@@ -769,7 +770,7 @@ export class FaultEngine {
       },
     });
     if (fired.length === 0) return null;
-    const f = callFaultOf(fired);
+    const f = callFaultOf(fired, req);
     for (const r of fired) {
       this.report(r, {
         time,
@@ -781,52 +782,99 @@ export class FaultEngine {
     }
     return f;
   }
-
-  /** The server hooks that carry the rules out. */
-  hooks(): Required<Pick<ServerHooks, 'acceptConnection' | 'bindFault' | 'callFault'>> {
-    return {
-      acceptConnection: (peer) => this.acceptConnection(peer),
-      bindFault: (info) => this.bindFault(info),
-      callFault: (req, info) => this.callFault(req, info),
-    };
-  }
 }
 
 /** Merges the actions of the call rules that fired (earlier rules win a field both set). */
-function callFaultOf(fired: readonly CompiledRule[]): CallFault {
-  const f: CallFault = { name: fired.map((r) => r.name).join('+') };
+function callFaultOf(fired: readonly CompiledRule[], req: KmsRequestBody): CallFault {
+  const name = fired.map((r) => r.name).join('+');
+  const f: CallFault = {
+    name,
+    result: { label: name, reason: `fault ${name}` },
+    stub: null,
+    delivery: { name },
+  };
+  const result = f.result;
   for (const r of fired) {
     const a = r.action;
     switch (a.type) {
       case 'hresult':
-        f.hresult ??= parseHResult(a.hresult);
+        result.hresult ??= parseHResult(a.hresult);
         break;
       case 'count':
-        f.count ??= a.count;
+        result.count ??= a.count;
         break;
       case 'rpc-fault':
-        f.rpcFault ??= a.status === undefined ? NCA_STATUS.PROTO_ERROR : parseHResult(a.status);
+        result.ncaStatus ??= a.status === undefined ? NCA_STATUS.PROTO_ERROR : parseHResult(a.status);
         break;
-      case 'tamper':
-        f.tamper ??= a.what === 'ciphertext' ? 'ciphertext' : 'mac';
+      case 'tamper': {
+        const what = a.what === 'ciphertext' ? 'ciphertext' : 'mac';
+        const rewrite: StubRewrite = (stub, protocol, ndr) => tamperStub(stub, what, protocol, ndr);
+        f.stub ??= rewrite;
         break;
+      }
       case 'wrong-cmid':
-        f.wrongCmid = true;
+        result.cmid ??= flipGuid(req.cmid);
         break;
       case 'wrong-time':
-        f.wrongTime = true;
+        result.clientTime ??= req.clientTime + 10_000_000n;
         break;
       case 'delay-response':
-        f.delayMs ??= a.ms;
+        f.delivery.delayMs ??= a.ms;
         break;
       case 'close-mid-response':
-        f.closeMidResponse = true;
+        f.delivery.closeMidResponse = true;
         break;
       default:
         break;
     }
   }
   return f;
+}
+
+function flipGuid(g: Guid): Guid {
+  // Flip the last byte: a different, still well-formed CMID.
+  return g.slice(0, -2) + (Number.parseInt(g.slice(-2), 16) ^ 0xff).toString(16).padStart(2, '0');
+}
+
+const ZERO_IV = new Uint8Array(16);
+
+/**
+ * Damages the KMS message of an encoded response stub (spec b.2) by one bit, as the host's encoder
+ * once did: byte-identical to what a host with a faulty MAC or cipher would send.
+ * - 'mac': V4 the first MAC byte (c.3); V5 the last byte of the Hash (c.5); V6 the first byte of the
+ *   HMAC (c.6). V5/V6 damage the plaintext: the message is decrypted in the zero-IV view (c.4),
+ *   flipped and encrypted again, which rebuilds the ciphertext chain the encoder would have written.
+ * - 'ciphertext': the ciphertext byte 20 from the message's end (V4, which has none: the MAC).
+ */
+export function tamperStub(
+  stub: Uint8Array,
+  what: 'mac' | 'ciphertext',
+  protocol: KmsVersion,
+  ndr: NdrSyntax,
+): Uint8Array {
+  const m = ndr === 'ndr32' ? 12 : 24;
+  const len = (stub[0]! | (stub[1]! << 8) | (stub[2]! << 16) | (stub[3]! << 24)) >>> 0;
+  if (len < 36 || m + len > stub.length) return stub;
+  if (protocol === 4) {
+    stub[m + len - 16]! ^= 0x01;
+    return stub;
+  }
+  if (what === 'ciphertext') {
+    stub[m + len - 20]! ^= 0x01;
+    return stub;
+  }
+  const ks = protocol === 5 ? V5_SCHEDULE : V6_SCHEDULE;
+  const n = len - 4;
+  if (n % 16 !== 0) return stub;
+  const plain = new Uint8Array(n);
+  cbcDecryptInto(ks, ZERO_IV, stub, m + 4, n, plain, 0);
+  // PIDSize, at offset 4 of the base response (c.2), which starts after the first block.
+  const pidSize = (plain[20]! | (plain[21]! << 8) | (plain[22]! << 16) | (plain[23]! << 24)) >>> 0;
+  const at = protocol === 5 ? 107 + pidSize : 132 + pidSize;
+  if (at >= n) return stub;
+  plain[at]! ^= 0x01;
+  cbcEncryptInto(ks, ZERO_IV, plain, 0, n, stub, m + 4);
+  return stub;
 }
 
 function actionDetail(a: FaultAction): string | undefined {
