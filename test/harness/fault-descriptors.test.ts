@@ -21,13 +21,22 @@ const REQ = {
 } as KmsRequestBody;
 const INFO: CallInfo = { peer: '127.0.0.1:5000', connectionId: 1, protocol: 6, ndr: 'ndr32' };
 
-/** One valid action of each type (the fields a descriptor requires). */
-const EXAMPLE: Record<string, Record<string, unknown>> = {
-  hresult: { hresult: '0xC004F039' },
-  count: { count: 3 },
-  'delay-response': { ms: 5 },
-  'delay-bind': { ms: 5 },
-};
+/** One action of each type: a new descriptor needs its sample here (the tests below check that). */
+const SAMPLES: FaultRule['action'][] = [
+  { type: 'hresult', hresult: '0xC004F039' },
+  { type: 'count', count: 3 },
+  { type: 'rpc-fault' },
+  { type: 'tamper' },
+  { type: 'wrong-cmid' },
+  { type: 'wrong-time' },
+  { type: 'delay-response', ms: 5 },
+  { type: 'close-mid-response' },
+  { type: 'delay-bind', ms: 5 },
+  { type: 'close-after-bind' },
+  { type: 'bind-nak' },
+  { type: 'reject-contexts' },
+  { type: 'refuse-connection' },
+];
 
 function engineWith(action: FaultRule['action']): FaultEngine {
   const e = new FaultEngine({ seed: 1, clock: new ManualClock(T0) });
@@ -38,21 +47,7 @@ function engineWith(action: FaultRule['action']): FaultEngine {
 describe('fault action descriptors', () => {
   it('each action has a description, and its level follows from its interception point', () => {
     const actions = faultActions();
-    expect(actions.map((a) => a.type)).toEqual([
-      'hresult',
-      'count',
-      'rpc-fault',
-      'tamper',
-      'wrong-cmid',
-      'wrong-time',
-      'delay-response',
-      'close-mid-response',
-      'delay-bind',
-      'close-after-bind',
-      'bind-nak',
-      'reject-contexts',
-      'refuse-connection',
-    ]);
+    expect(actions.map((a) => a.type)).toEqual(SAMPLES.map((a) => a.type));
     for (const a of actions) {
       expect(a.level, a.type).toBe(LEVEL[a.point]);
       expect(a.description.length, a.type).toBeGreaterThan(10);
@@ -69,8 +64,7 @@ describe('fault action descriptors', () => {
 
   it('an action changes the outcome at its own point only', () => {
     for (const a of faultActions()) {
-      const action = { type: a.type, ...EXAMPLE[a.type] } as FaultRule['action'];
-      const e = engineWith(action);
+      const e = engineWith(SAMPLES.find((x) => x.type === a.type)!);
       const refused = !e.accept(INFO.peer);
       const bind = e.bind({ peer: INFO.peer, connectionId: 1 });
       const call = e.call(REQ, INFO);
