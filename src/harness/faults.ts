@@ -26,16 +26,15 @@ import {
   OFFICE2013_APP_ID,
   WINDOWS_APP_ID,
 } from '../catalog/products.js';
-import { cbcDecryptInto, cbcEncryptInto } from '../crypto/cbc.js';
-import { V5_SCHEDULE, V6_SCHEDULE } from '../crypto/keys.js';
 import { type Clock, type DurationInput, parseDuration } from '../host/clock.js';
 import { type Random, SeededRandom } from '../host/random.js';
 import type { CallInfo, CallShaping } from '../host/service.js';
 import { hresultHex, parseHResult } from '../kms/hresult.js';
-import type { KmsRequestBody, KmsVersion, NdrSyntax } from '../kms/messages.js';
+import type { KmsRequestBody } from '../kms/messages.js';
 import { BIND_NAK_REASON, NCA_STATUS } from '../rpc/constants.js';
 import type { BindFault, CallFault, Delivery, FaultSeam, StubRewrite } from '../server/fault-seam.js';
 import { type Guid, isGuid } from '../wire/guid.js';
+import { tamperStub } from './tamper.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Actions: one descriptor each (the recipe for a new one is in CONTRIBUTING.md, "Adding a fault")
@@ -988,45 +987,4 @@ export class FaultEngine implements FaultSeam {
 function flipGuid(g: Guid): Guid {
   // Flip the last byte: a different, still well-formed CMID.
   return g.slice(0, -2) + (Number.parseInt(g.slice(-2), 16) ^ 0xff).toString(16).padStart(2, '0');
-}
-
-const ZERO_IV = new Uint8Array(16);
-
-/**
- * Damages the KMS message of an encoded response stub (spec b.2) by one bit, as the host's encoder
- * once did: byte-identical to what a host with a faulty MAC or cipher would send.
- * - 'mac': V4 the first MAC byte (c.3); V5 the last byte of the Hash (c.5); V6 the first byte of the
- *   HMAC (c.6). V5/V6 damage the plaintext: the message is decrypted in the zero-IV view (c.4),
- *   flipped and encrypted again, which rebuilds the ciphertext chain the encoder would have written.
- * - 'ciphertext': the ciphertext byte 20 from the message's end (V4, which has none: the MAC).
- */
-export function tamperStub(
-  stub: Uint8Array,
-  what: 'mac' | 'ciphertext',
-  protocol: KmsVersion,
-  ndr: NdrSyntax,
-): Uint8Array {
-  const m = ndr === 'ndr32' ? 12 : 24;
-  const len = (stub[0]! | (stub[1]! << 8) | (stub[2]! << 16) | (stub[3]! << 24)) >>> 0;
-  if (len < 36 || m + len > stub.length) return stub;
-  if (protocol === 4) {
-    stub[m + len - 16]! ^= 0x01;
-    return stub;
-  }
-  if (what === 'ciphertext') {
-    stub[m + len - 20]! ^= 0x01;
-    return stub;
-  }
-  const ks = protocol === 5 ? V5_SCHEDULE : V6_SCHEDULE;
-  const n = len - 4;
-  if (n % 16 !== 0) return stub;
-  const plain = new Uint8Array(n);
-  cbcDecryptInto(ks, ZERO_IV, stub, m + 4, n, plain, 0);
-  // PIDSize, at offset 4 of the base response (c.2), which starts after the first block.
-  const pidSize = (plain[20]! | (plain[21]! << 8) | (plain[22]! << 16) | (plain[23]! << 24)) >>> 0;
-  const at = protocol === 5 ? 107 + pidSize : 132 + pidSize;
-  if (at >= n) return stub;
-  plain[at]! ^= 0x01;
-  cbcEncryptInto(ks, ZERO_IV, plain, 0, n, stub, m + 4);
-  return stub;
 }

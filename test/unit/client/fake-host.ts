@@ -6,7 +6,7 @@
  *   cases a capture cannot cover (other CMIDs, tampered answers, error HRESULTs).
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { tamperStub } from '../../../src/harness/faults.js';
+import { tamperStub } from '../../../src/harness/tamper.js';
 import { SeededRandom } from '../../../src/host/random.js';
 import { decodeRequest, encodeResponse } from '../../../src/kms/envelope.js';
 import type { KmsResponseBody, NdrSyntax } from '../../../src/kms/messages.js';
@@ -152,7 +152,7 @@ export interface MiniHostOptions {
   hresult?: number;
   /** Rewrite the response body before encoding (wrong echoes). */
   body?: (b: KmsResponseBody) => KmsResponseBody;
-  /** Damage the answer the way the lab's `tamper` fault does (src/harness/faults.ts tamperStub). */
+  /** Damage the answer the way the lab's `tamper` fault does (tamperStub, src/harness/tamper.ts). */
   tamper?: 'mac' | 'ciphertext';
   /** Rewrite the whole response PDU (bytes) before sending. */
   pdu?: (b: Uint8Array) => Uint8Array;

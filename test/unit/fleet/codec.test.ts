@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { defaultCatalog } from '../../../src/catalog/products.js';
 import { FleetCodec, prepareRequest } from '../../../src/client/fleet-codec.js';
-import { tamperStub } from '../../../src/harness/faults.js';
+import { tamperStub } from '../../../src/harness/tamper.js';
 import { ManualClock } from '../../../src/host/clock.js';
 import { SeededRandom } from '../../../src/host/random.js';
 import { type CallShaping, KmsService } from '../../../src/host/service.js';

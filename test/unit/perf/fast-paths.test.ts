@@ -19,7 +19,7 @@ import { cbcDecrypt, cbcDecryptInto, cbcEncrypt, pkcs7Pad } from '../../../src/c
 import { V4_SCHEDULE, V5_SCHEDULE, V6_SCHEDULE } from '../../../src/crypto/keys.js';
 import { v4Mac } from '../../../src/crypto/v4-mac.js';
 import { sha256, sha256Into, v6Hmac, v6HmacInto, v6HmacKey } from '../../../src/crypto/v6-hmac.js';
-import { tamperStub } from '../../../src/harness/faults.js';
+import { tamperStub } from '../../../src/harness/tamper.js';
 import { SeededRandom } from '../../../src/host/random.js';
 import {
   BASE_REQUEST_SIZE,
