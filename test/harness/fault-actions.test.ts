@@ -86,6 +86,22 @@ describe('fault actions', () => {
     });
   });
 
+  it('tamper acts on answers that carry a message only: an error stub or an RPC fault goes out intact', async () => {
+    const faults = [
+      rule('t', { type: 'tamper', what: 'ciphertext' }),
+      rule('off', { type: 'hresult', hresult: 0xc004f041 }, { nth: 1 }),
+      rule('rpc', { type: 'rpc-fault' }, { nth: 2 }),
+    ];
+    await withHost({ faults }, async (h) => {
+      const refused = await one(h);
+      expect(refused.error).toBeUndefined();
+      expect(refused.hresult).toBe(0xc004f041);
+      expect((await one(h)).error).toMatchObject({ kind: 'rpc', code: 'FAULT', ncaStatus: 0x1c01000b });
+      expect((await one(h)).error?.kind).toBe('verification');
+      expect(markers(h).activations).toEqual(['t+off', 't+rpc', 't']);
+    });
+  });
+
   it('wrong-cmid: the answer echoes another CMID', async () => {
     await withHost({ faults: [rule('w', { type: 'wrong-cmid' })] }, async (h) => {
       const r = await one(h, { protocol: 4 });
