@@ -84,7 +84,8 @@ describe('fault action descriptors', () => {
 
   it('the rule format is what it was: defaults filled in, HRESULTs as numbers, and a normalised rule parses to itself', () => {
     const rules = parseFaultRules(SAMPLES.map((action) => ({ action })));
-    expect(rules.map((r) => r.action)).toEqual([
+    // The actions that existed before the descriptors, normalised as they always were.
+    const pinned = [
       { type: 'hresult', hresult: 0xc004f039 },
       { type: 'count', count: 3 },
       { type: 'rpc-fault', status: 0x1c01000b },
@@ -98,7 +99,8 @@ describe('fault action descriptors', () => {
       { type: 'bind-nak', reason: 0 },
       { type: 'reject-contexts' },
       { type: 'refuse-connection' },
-    ]);
+    ];
+    for (const want of pinned) expect(rules.find((r) => r.action.type === want.type)?.action).toEqual(want);
     expect(rules.map((r) => r.name)).toEqual(SAMPLES.map((a, i) => `${a.type}#${i}`));
     // What GET /faults returns can be POSTed back unchanged.
     expect(parseFaultRules(rules)).toEqual(rules);
