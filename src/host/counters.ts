@@ -10,8 +10,8 @@
  *   API's uncounted health-check probe excepted. RPC-level refusals (unknown context, opnum ≠ 0, no
  *   bind) never reach the KMS service and are not requests.
  * - `failed`: those not answered with a count: an error HRESULT in the stub (undecodable message,
- *   policy refusal, injected fault) or an RPC fault (stub inconsistent with its lengths, injected
- *   fault). A count below the client's threshold is not a failure: the host answered normally and the
+ *   policy refusal, imposed HRESULT) or an RPC fault (stub inconsistent with its lengths, imposed
+ *   NCA status). A count below the client's threshold is not a failure: the host answered normally and the
  *   client decides (spec f.4).
  * - one counter per LicenseStatus of the request (spec c.1: 0 Unlicensed, 1 Licensed, 2 OOB grace,
  *   3 OOT grace, 4 Non-genuine grace, 5 Notification, 6 Extended grace), for every request that

@@ -68,10 +68,22 @@ interface PoolChange {
   remove: { applicationId: Guid; cmid: Guid }[];
 }
 
-export interface Override {
-  /** Name of the injected fault, for the event. */
-  name: string;
+/**
+ * A decision the caller imposes on one request instead of (or on top of) the host's own. The host
+ * carries it out without knowing why (the lab harness's fault seam is what imposes them, from
+ * src/server/calls.ts). `label` goes on the event and the history record.
+ *
+ * - `hresult`: answered instead of the policy's decision. An error HRESULT leaves the pool untouched
+ *   (the client is not counted, the request is recorded refused with `reason`); S_OK answers as if no
+ *   refusal applied, and the client is counted.
+ * - `count`: answered as CurrentCount; the pool still counts the client as usual, and the event's
+ *   count, wouldActivate and decision follow the imposed count.
+ */
+export interface Imposed {
+  label: string;
   hresult?: number;
+  /** The event's reason for an imposed error HRESULT (default: the label). */
+  reason?: string;
   count?: number;
 }
 
@@ -149,7 +161,7 @@ export function handle(
   state: HostState,
   req: KmsRequestBody,
   meta: RequestMeta,
-  override?: Override,
+  imposed?: Imposed,
 ): HandleResult {
   const { catalog, policy } = state;
   const change: PoolChange = { upsert: [], remove: [] };
@@ -170,8 +182,8 @@ export function handle(
   let body: KmsResponseBody | null = null;
 
   const refused =
-    override?.hresult !== undefined
-      ? { hresult: override.hresult, reason: `fault ${override.name}` }
+    imposed?.hresult !== undefined
+      ? { hresult: imposed.hresult, reason: imposed.reason ?? imposed.label }
       : refusal(state, req, meta.now);
   if (refused && refused.hresult !== HResult.S_OK) {
     hresult = refused.hresult;
@@ -194,7 +206,7 @@ export function handle(
     // The pool's strings for this CMID and name (equal values): records made from this request share them.
     cmid = t.client.cmid;
     workstation = t.client.workstation;
-    count = override?.count ?? t.count;
+    count = imposed?.count ?? t.count;
     body = {
       minorVersion: req.minorVersion,
       majorVersion: req.majorVersion,
@@ -238,7 +250,7 @@ export function handle(
     wouldActivate,
     decision,
     reason,
-    fault: override?.name ?? null,
+    fault: imposed?.label ?? null,
   };
   return { hresult, body, event, change };
 }

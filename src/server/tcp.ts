@@ -9,11 +9,12 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import { type Scheduler, SystemClock, type Timer } from '../host/clock.js';
 import type { Random } from '../host/random.js';
-import type { CallOutcome, FaultHook, KmsService } from '../host/service.js';
+import type { CallOutcome, KmsService } from '../host/service.js';
 import { Association, AssociationGroups } from '../rpc/association.js';
 import { CallRunner } from './calls.js';
-import { type BindFault, type CloseReason, Connection, type ConnectionAction } from './connection.js';
+import { type CloseReason, Connection, type ConnectionAction } from './connection.js';
 import { EdgeLog } from './edge-log.js';
+import type { FaultSeam } from './fault-seam.js';
 
 export interface ListenAddress {
   host: string;
@@ -63,14 +64,10 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxQueuedInput: 128 * 1024,
 };
 
-/** Hooks the lab harness uses to inject faults at the connection level. */
+/** Hooks the lab harness uses: fault injection and the raw tap. */
 export interface ServerHooks {
-  /** Return false to refuse the connection (e.g. "host down from day 3 to day 9"). */
-  acceptConnection?: (peer: string) => boolean;
-  /** Bind-level faults, decided when a bind is about to be answered (peer, connection, time only). */
-  bindFault?: (info: { peer: string; connectionId: number }) => BindFault | null;
-  /** KMS-level faults for one call (its `delayMs` / `closeMidResponse` are carried out here). */
-  callFault?: FaultHook;
+  /** The fault seam (src/server/fault-seam.ts): none, and the server answers unshaped. */
+  faults?: FaultSeam;
   /**
    * Raw tap (record/replay): client bytes as they arrive (chunks, not framed), server bytes as written
    * (whole PDUs; a shorter piece when a fault closes the connection mid-PDU).
@@ -323,7 +320,7 @@ export class KmsServer {
       this.refuse(socket, peer, 'limit');
       return;
     }
-    if (this.hooks.acceptConnection && !this.hooks.acceptConnection(peer)) {
+    if (this.hooks.faults !== undefined && !this.hooks.faults.accept(peer)) {
       this.refuse(socket, peer, 'fault');
       return;
     }

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { defaultCatalog } from '../../../src/catalog/products.js';
 import { FleetCodec, prepareRequest } from '../../../src/client/fleet-codec.js';
+import { tamperStub } from '../../../src/harness/tamper.js';
 import { ManualClock } from '../../../src/host/clock.js';
 import { SeededRandom } from '../../../src/host/random.js';
-import { type CallFault, KmsService } from '../../../src/host/service.js';
+import { type CallShaping, KmsService } from '../../../src/host/service.js';
 import { decodeRequest } from '../../../src/kms/envelope.js';
 import { HResult } from '../../../src/kms/hresult.js';
 import type { KmsRequestBody, KmsVersion } from '../../../src/kms/messages.js';
@@ -14,20 +15,28 @@ import { NIL_GUID } from '../../../src/wire/guid.js';
 
 const T0 = Date.UTC(2026, 2, 1, 8, 30);
 
-function setup(fault: CallFault | null = null) {
+/** What the host is made to do wrong: an imposed shaping, and/or a damaged stub. */
+interface Fault {
+  shaping?: CallShaping;
+  tamper?: 'mac' | 'ciphertext';
+}
+
+function setup(fault: Fault | null = null) {
   const clock = new ManualClock(T0);
   const service = new KmsService({ clock, random: new SeededRandom('codec-test'), store: new MemoryStore() });
   const r = new SeededRandom('client');
   const codec = new FleetCodec((n) => r.bytes(n));
   const call = (stub: Uint8Array) => {
+    const shaping = fault?.shaping;
     const out = service.handleCall(
       stub,
       'ndr32',
       { peer: 't', connectionId: 1 },
-      fault ? () => fault : undefined,
+      shaping ? () => shaping : undefined,
     );
     if (out.kind !== 'response') throw new Error('fault');
-    return out.stub;
+    const tamper = fault?.tamper;
+    return tamper && out.event ? tamperStub(out.stub, tamper, out.event.protocol, 'ndr32') : out.stub;
   };
   return { clock, service, codec, call };
 }
@@ -89,13 +98,13 @@ describe.each([4, 5, 6] as const)('FleetCodec V%i', (v) => {
   it.each([
     [
       'ciphertext',
-      { name: 'x', tamper: 'ciphertext' as const },
+      { tamper: 'ciphertext' as const },
       v === 4 ? /BAD_MAC/ : /BAD_(PADDING|MAC|EPID|ECHO|MESSAGE)/,
     ],
-    ['mac', { name: 'x', tamper: 'mac' as const }, /BAD_MAC/],
-    ['wrong CMID', { name: 'x', wrongCmid: true }, /BAD_ECHO/],
-    ['wrong time', { name: 'x', wrongTime: true }, /BAD_ECHO/],
-  ])('rejects an answer with a %s fault', (_, fault, re) => {
+    ['mac', { tamper: 'mac' as const }, /BAD_MAC/],
+    ['wrong CMID', { shaping: { label: 'x', cmid: 'c0ffee00-1234-4abc-8def-0123456789aa' } }, /BAD_ECHO/],
+    ['wrong time', { shaping: { label: 'x', clientTime: 10_000_000n } }, /BAD_ECHO/],
+  ])('rejects an answer with a %s fault', (_, fault: Fault, re) => {
     const { codec, call } = setup(fault);
     const o = codec.verify(call(codec.encode(prepareRequest(body(v)), T0, 2, 43_200)));
     expect(o.count).toBeNull();
@@ -103,7 +112,7 @@ describe.each([4, 5, 6] as const)('FleetCodec V%i', (v) => {
   });
 
   it('reports an error stub as the host HRESULT', () => {
-    const { codec, call } = setup({ name: 'x', hresult: HResult.KMS_ID_MISMATCH });
+    const { codec, call } = setup({ shaping: { label: 'x', hresult: HResult.KMS_ID_MISMATCH } });
     const o = codec.verify(call(codec.encode(prepareRequest(body(v)), T0, 2, 43_200)));
     expect(o).toEqual({
       count: null,

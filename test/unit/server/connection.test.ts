@@ -11,12 +11,12 @@ import { PTYPE } from '../../../src/rpc/constants.js';
 import { decodePdu } from '../../../src/rpc/decode.js';
 import {
   type Answer,
-  type BindFault,
   type CallHandler,
   Connection,
   type ConnectionAction,
   type StagedCall,
 } from '../../../src/server/connection.js';
+import type { BindFault } from '../../../src/server/fault-seam.js';
 import { DEFAULT_LIMITS, type ServerLimits } from '../../../src/server/tcp.js';
 import { bindBytes, requestBytes } from '../../helpers/raw-client.js';
 
