@@ -25,15 +25,9 @@ export interface ServerLimits {
   idleTimeoutMs: number;
   /**
    * Concurrent connections. At the cap, the connection open longest without completing a call is
-   * closed to admit the new one, if it has been open evictAfterMs; else the new one is refused.
+   * closed to admit the new one; only a cap full of connections that completed a call refuses.
    */
   maxConnections: number;
-  /**
-   * How long a connection that has completed no call is safe from eviction: room for a real client's
-   * bind and request on a slow network, while a flood must open maxConnections connections within it
-   * to keep anyone out.
-   */
-  evictAfterMs: number;
   /** Largest PDU accepted (frag_length). */
   maxPduSize: number;
   /** Largest reassembled request stub. */
@@ -54,7 +48,6 @@ export interface ServerLimits {
 export const DEFAULT_LIMITS: ServerLimits = {
   idleTimeoutMs: 30_000,
   maxConnections: 10_000,
-  evictAfterMs: 2000,
   maxPduSize: 5840,
   maxCallSize: 64 * 1024,
   maxConnectionLifetimeMs: 10 * 60_000,
@@ -350,15 +343,16 @@ export class KmsServer {
   /**
    * Admission at the cap: the connection open longest without answering a call is closed to make
    * room, so a client holding (or re-opening) many idle connections cannot keep anyone out. A
-   * connection that completed a call is never evicted, nor one younger than evictAfterMs (a real
-   * client between its connect and its answer); only then is the new one refused.
+   * connection that completed a call is never evicted; only a cap full of those refuses. No grace
+   * period for young connections on purpose: a newcomer is evicted only after maxConnections newer
+   * ones arrived (10,000 at the default: far more than any flood opens in a real client's round
+   * trips), while a grace period would let a flood that fills the cap within it keep everyone out.
    */
   private admit(): boolean {
     if (this.drivers.size < this.limits.maxConnections) return true;
     const victim = this.callless.values().next();
     if (victim.done) return false;
     const d = victim.value;
-    if (this.scheduler.now() - d.conn.openedAt < this.limits.evictAfterMs) return false;
     this.stats.evicted += 1;
     d.conn.abort('evicted');
     this.closing(d, { type: 'close', reason: 'evicted', mode: 'destroy' });

@@ -125,7 +125,6 @@ describe('limits: defaults', () => {
     expect(DEFAULT_LIMITS).toEqual({
       idleTimeoutMs: 30_000,
       maxConnections: 10_000,
-      evictAfterMs: 2000,
       maxPduSize: 5840,
       maxCallSize: 64 * 1024,
       maxConnectionLifetimeMs: 10 * 60_000,
