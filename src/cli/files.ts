@@ -1,28 +1,16 @@
 /** Reading the files a command is given, and making a directory for one it writes, with clear errors. */
 import fs from 'node:fs';
 import path from 'node:path';
+import { INPUT_LIMITS, InputFileError, readTextBounded, fsErrorReason as reason } from '../bounded-read.js';
 import { show, UsageError } from './errors.js';
-
-function reason(e: unknown): string {
-  const err = e as NodeJS.ErrnoException;
-  const known: Record<string, string> = {
-    ENOENT: 'no such file or directory',
-    EACCES: 'permission denied',
-    EISDIR: 'is a directory',
-    ENOTDIR: 'a part of the path is not a directory',
-    EROFS: 'read-only file system',
-    EEXIST: 'exists and is not a directory',
-  };
-  return (err.code && known[err.code]) ?? err.message;
-}
 
 /** A JSON file, or YAML by its extension (.yml / .yaml), as a plain object of settings. */
 export async function readSettingsFile(file: string, flag: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readTextBounded(file, INPUT_LIMITS.config, 'config file');
   } catch (e) {
-    throw new UsageError(`${flag} ${file}: cannot read it: ${reason(e)}`);
+    throw e instanceof InputFileError ? new UsageError(`${flag} ${e.message}`) : e;
   }
   let data: unknown;
   try {

@@ -28,7 +28,13 @@ function joinDashValues(program: Command, argv: string[]): string[] {
 }
 
 /** Errors about a file or value the user gave (the harness's own error classes, by name). */
-const BAD_INPUT = new Set(['ScenarioError', 'FaultRuleError', 'TranscriptError', 'SchemaError']);
+const BAD_INPUT = new Set([
+  'ScenarioError',
+  'FaultRuleError',
+  'TranscriptError',
+  'SchemaError',
+  'InputFileError',
+]);
 
 /** One line on stderr, no stack: what the user got wrong, or what failed. */
 function fail(e: unknown): number {

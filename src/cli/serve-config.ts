@@ -39,9 +39,13 @@ const SERVE_SETTINGS = {
   store: text('a file path or "memory"'),
   durability: oneOf(['normal', 'full']),
   historyLimit: integer(1),
+  historyDays: integer(1),
+  moveDamagedStore: bool(),
   clock: oneOf(['system', 'manual']),
   seed: z.union([z.string(), z.number()], { error: 'a string or a number' }),
   control: address(8688),
+  controlToken: text('a file path, or - for stdin'),
+  controlHostAllow: list(text('a host name such as kms-lab.example')),
   logLevel: oneOf(LOG_LEVELS),
   pretty: bool(),
   epid: list(epid),
@@ -87,11 +91,30 @@ export const SERVE_FLAGS: Record<ServeKey, readonly [flag: string, help: string]
   ],
   historyLimit: [
     '--history-limit <n>',
-    'memory store: activation history rows kept, the newest (default 10000); SQLite keeps all',
+    'history rows kept, the newest (default 1000000; memory store 10000); pools are never pruned',
+  ],
+  historyDays: [
+    '--history-days <n>',
+    'SQLite store: prune history rows older than this many days, host clock (default 90)',
+  ],
+  moveDamagedStore: [
+    '--move-damaged-store',
+    'a damaged store file is renamed aside (never deleted) and an empty store started',
   ],
   clock: ['--clock <system|manual>', 'time source; manual moves only through the control API'],
   seed: ['--seed <n>', 'seed for ePIDs, HwId and random values (deterministic runs)'],
-  control: ['--control <host:port>', 'serve the HTTP control API here (loopback by default)'],
+  control: [
+    '--control <host:port>',
+    'serve the HTTP control API and dashboard here (loopback; elsewhere needs --control-token)',
+  ],
+  controlToken: [
+    '--control-token <file|->',
+    'every control request needs this bearer token, read from FILE or stdin (or KMSLAB_CONTROL_TOKEN)',
+  ],
+  controlHostAllow: [
+    '--control-host-allow <name>',
+    'another Host name the control API answers (e.g. a reverse proxy); repeat for more',
+  ],
   logLevel: ['--log-level <level>', 'fatal, error, warn, info (default), debug, trace or silent'],
   pretty: ['--pretty', 'human-readable logs instead of JSON lines (on stdout either way)'],
   epid: [
@@ -118,7 +141,10 @@ export const SERVE_FLAGS: Record<ServeKey, readonly [flag: string, help: string]
   ],
   renewalInterval: ['--renewal-interval <duration>', 'VLRenewalInterval sent to clients (default 7d)'],
   idleTimeout: ['--idle-timeout <duration>', 'close connections idle this long (default 30s)'],
-  maxConnections: ['--max-connections <n>', 'concurrent connections; more are refused (default 1024)'],
+  maxConnections: [
+    '--max-connections <n>',
+    'concurrent connections; at the cap the longest-open one that completed no call is closed for the new one (default 10000)',
+  ],
   maxPduSize: ['--max-pdu-size <bytes>', 'largest PDU accepted (default 5840)'],
   maxCallSize: ['--max-call-size <bytes>', 'largest reassembled request stub (default 65536)'],
   maxConnectionLifetime: [
@@ -231,4 +257,7 @@ function checkCombinations(s: ServeSettings): void {
   if (s.dns && !s.domain) throw new UsageError('--dns needs --domain (the lab DNS domain, e.g. lab.test)');
   for (const k of ['domain', 'dnsTarget', 'dnsTtl'] as const)
     if (s[k] !== undefined && !s.dns) throw new UsageError(`${flagName(k)} only goes with --dns HOST:PORT`);
+  for (const k of ['controlToken', 'controlHostAllow'] as const)
+    if (s[k] !== undefined && !s.control)
+      throw new UsageError(`${flagName(k)} only goes with --control HOST:PORT`);
 }

@@ -1,4 +1,6 @@
+import path from 'node:path';
 import type { Command } from 'commander';
+import { INPUT_LIMITS, InputFileError, readTextBounded } from '../bounded-read.js';
 import { DEFAULT_STORE_PATH } from '../defaults.js';
 import { GENUINE_MAX_SKEW_MS, type HostPolicy } from '../host/policy.js';
 import type { DnsResponder } from '../server/dns.js';
@@ -29,7 +31,7 @@ export type { ServeConfig } from './serve-config.js';
  */
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
-const REPEATABLE: ReadonlySet<ServeKey> = new Set(['listen', 'epid']);
+const REPEATABLE: ReadonlySet<ServeKey> = new Set(['listen', 'epid', 'controlHostAllow']);
 
 /** Host options from serve settings (checked here, so a test or a caller may pass raw values). */
 export function buildRuntimeOptions(config: ServeConfig): HostRuntimeOptions {
@@ -57,6 +59,9 @@ export function buildRuntimeOptions(config: ServeConfig): HostRuntimeOptions {
     store: c.store ?? DEFAULT_STORE_PATH,
     durability: c.durability ?? 'normal',
     ...(c.historyLimit !== undefined ? { historyLimit: c.historyLimit } : {}),
+    ...(c.historyDays !== undefined ? { historyDays: c.historyDays } : {}),
+    ...(c.moveDamagedStore ? { moveDamagedStore: true } : {}),
+    ...(c.controlHostAllow?.length ? { controlHostAllow: c.controlHostAllow } : {}),
     clock: c.clock ?? 'system',
     policy,
     identity: {
@@ -70,7 +75,29 @@ export function buildRuntimeOptions(config: ServeConfig): HostRuntimeOptions {
   };
   if (c.seed !== undefined) opts.seed = c.seed;
   if (c.control) opts.control = c.control;
+  const token = c.control ? readControlToken(c.controlToken) : null;
+  if (token) opts.controlToken = token;
   return opts;
+}
+
+/** The control token from `--control-token FILE|-` or KMSLAB_CONTROL_TOKEN; null when neither. */
+export function readControlToken(file: string | undefined, env = process.env): string | null {
+  const where =
+    file === undefined ? 'KMSLAB_CONTROL_TOKEN' : `--control-token ${file === '-' ? 'stdin' : file}`;
+  let raw: string | undefined;
+  try {
+    raw =
+      file !== undefined
+        ? readTextBounded(file, INPUT_LIMITS.token, 'token file')
+        : env['KMSLAB_CONTROL_TOKEN'] || undefined;
+  } catch (e) {
+    throw e instanceof InputFileError ? new UsageError(`--control-token ${e.message}`) : e;
+  }
+  if (raw === undefined) return null;
+  const token = raw.trim();
+  if (!/^[\x21-\x7e]{16,}$/.test(token))
+    throw new UsageError(`${where}: a token of at least 16 printable characters without spaces`);
+  return token;
 }
 
 /** The values given on the command line itself (not commander's defaults), by setting key. */
@@ -158,6 +185,8 @@ async function serveAction(cmd: Command, onStarted?: (rt: HostRuntime) => void):
       throw e instanceof RangeError ? new UsageError(`--domain: ${e.message}`) : bindError(e, c);
     }
   }
+  // slmgr /dlv "DNS publishing enabled": this host answers for its _vlmcs._tcp SRV record.
+  if (dns) rt.service.report.dnsPublishing = true;
   // Before the start line: whoever reads it may signal at once.
   stopOnSignals(async (why) => {
     logger.info(
@@ -171,7 +200,7 @@ async function serveAction(cmd: Command, onStarted?: (rt: HostRuntime) => void):
   const where = rt.addresses.map(formatHostPort).join(', ');
   const loopbackOnly = rt.addresses.every((a) => isLoopback(a.host));
   const also = [
-    rt.control ? `control API on ${formatHostPort(rt.control.address)}` : '',
+    controlPart(rt, opts.controlToken !== undefined),
     dns ? `DNS on ${formatHostPort(dns.address)}` : '',
   ].filter(Boolean);
   logger.info(
@@ -187,15 +216,31 @@ async function serveAction(cmd: Command, onStarted?: (rt: HostRuntime) => void):
       ...(scenario ? { scenario: scenario.name, faults: lab?.getFaults().length ?? 0 } : {}),
       ...(c.record ? { record: c.record } : {}),
     },
-    `kmslab KMS host (a lab emulator) listening on ${where}${also.length ? `, ${also.join(', ')}` : ''}; identity from the ${rt.service.identitySource === 'store' ? 'store' : `seed ${rt.seed}`}${loopbackOnly ? ' — loopback only; use --listen 0.0.0.0:1688 to serve other machines' : ''}`,
+    `kmslab KMS host (a lab emulator) listening on ${where} (KMS${loopbackOnly ? ', loopback only; use --listen 0.0.0.0:1688 to serve other machines' : ', reachable from other machines'})${also.length ? `, ${also.join(', ')}` : ''}; identity from the ${rt.service.identitySource === 'store' ? 'store' : `seed ${rt.seed}`}`,
   );
   onStarted?.(rt);
 }
 
+/** The start line's part about the control listener: where, what it serves, how it is guarded. */
+function controlPart(rt: HostRuntime, token: boolean): string {
+  if (!rt.control) return '';
+  const a = rt.control.address;
+  const reach = isLoopback(a.host) ? 'loopback only' : 'reachable from other machines';
+  const guard = token ? 'every request needs the bearer token' : 'no token';
+  return `control API on ${formatHostPort(a)} (dashboard and /metrics; ${reach}; ${guard})`;
+}
+
 function storeOrBindError(e: unknown, c: ServeSettings): Error {
-  const m = (e as Error).message ?? '';
-  if (/unable to open database|SQLITE_|not a database|EISDIR|ENOTDIR|EACCES: permission denied, open/.test(m))
-    return new UsageError(`--store ${c.store ?? DEFAULT_STORE_PATH}: ${m.split('\n')[0]}`);
+  const err = e as Error & { code?: unknown };
+  const m = (err.message ?? '').split('\n')[0]!;
+  const store = c.store ?? DEFAULT_STORE_PATH;
+  if (
+    err.name === 'StoreDamagedError' ||
+    String(err.code).startsWith('SQLITE_') ||
+    /unable to open database|not a database|EISDIR|ENOTDIR|EACCES: permission denied, open/.test(m)
+  )
+    // The store's own errors name the file already (src/store/integrity.ts).
+    return new UsageError(m.includes(path.resolve(store)) ? `--store: ${m}` : `--store ${store}: ${m}`);
   return bindError(e, c);
 }
 

@@ -238,7 +238,7 @@ export class RemoteFleetHost implements FleetHost {
 
   async start(plan: FleetPlan): Promise<void> {
     this.random = new SeededRandom(plan.seed).fork('requests');
-    if (this.opts.reset) await this.call('POST', '/reset');
+    if (this.opts.reset) await this.call('POST', '/reset', {});
     await this.setTime(plan.start);
   }
 

@@ -10,7 +10,14 @@
  */
 import type http from 'node:http';
 import { jsonReplacer } from '../kms/hresult.js';
-import { HttpError, historyQuery, readJson, sendJson } from '../server/control-api.js';
+import {
+  followParam,
+  HttpError,
+  historyQuery,
+  NDJSON_HEADERS,
+  readJson,
+  sendJson,
+} from '../server/control-api.js';
 import type { Store } from '../store/store.js';
 import type { LabEvent, LabEvents } from './events.js';
 import { type FaultEngine, FaultRuleError } from './faults.js';
@@ -54,11 +61,11 @@ export function faultRoutes(engine: FaultEngine): ControlRoute {
 export function labEventsRoute(store: Store, events: LabEvents): ControlRoute {
   return (req, res, url) => {
     if (req.method !== 'GET' || url.pathname !== '/events') return false;
-    const q = historyQuery(url);
-    const follow = url.searchParams.get('follow') !== 'false' && url.searchParams.get('follow') !== '0';
+    const q = historyQuery(url, ['follow', 'connections']);
+    const follow = followParam(url);
     const connections =
       url.searchParams.get('connections') === '1' || url.searchParams.get('connections') === 'true';
-    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    res.writeHead(200, NDJSON_HEADERS);
     res.flushHeaders();
     for (const r of store.history(q))
       res.write(`${JSON.stringify({ type: 'history', ...r }, jsonReplacer)}\n`);

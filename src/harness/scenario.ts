@@ -15,8 +15,9 @@
  * expect: { counts: { windows: 25 } }
  * ```
  */
-import { readFileSync } from 'node:fs';
+
 import { z } from 'zod';
+import { INPUT_LIMITS, readTextBounded } from '../bounded-read.js';
 import type { ActivationResult } from '../client/client.js';
 import { type DurationInput, parseDuration } from '../host/clock.js';
 import { GENUINE_MAX_SKEW_MS, type HostPolicy, parseIntervalMinutes } from '../host/policy.js';
@@ -325,7 +326,7 @@ export function parseScenario(input: unknown, where = 'scenario'): Scenario {
 
 /** Reads and checks a scenario file (YAML by extension .yaml / .yml, else JSON). */
 export async function loadScenario(path: string): Promise<Scenario> {
-  const text = readFileSync(path, 'utf8');
+  const text = readTextBounded(path, INPUT_LIMITS.scenario, 'scenario file');
   let data: unknown;
   try {
     if (/\.ya?ml$/i.test(path)) {

@@ -8,7 +8,8 @@
  * times are not recorded either (the order in which the host notices two sockets closing is up to the
  * OS); a close the host makes on purpose shows up as a fault record.
  */
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { INPUT_LIMITS, readTextBounded } from '../bounded-read.js';
 import { cbcDecrypt } from '../crypto/cbc.js';
 import { V5_SCHEDULE, V6_SCHEDULE } from '../crypto/keys.js';
 import type { Clock } from '../host/clock.js';
@@ -477,7 +478,12 @@ export class TranscriptError extends Error {
 
 /** Parses NDJSON transcript text (or reads a file when given `{ path }`); checks the header and each record. */
 export function parseTranscript(input: string | { path: string }): TranscriptRecord[] {
-  const text = typeof input === 'string' ? input : readFileSync(input.path, 'utf8');
+  const text =
+    typeof input === 'string'
+      ? input
+      : readTextBounded(input.path, INPUT_LIMITS.transcript, 'transcript (NDJSON) file', {
+          maxLineBytes: INPUT_LIMITS.transcriptLine,
+        });
   const where = typeof input === 'string' ? 'transcript' : input.path;
   const out: TranscriptRecord[] = [];
   const lines = text.split('\n');

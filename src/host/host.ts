@@ -3,6 +3,7 @@ import { HResult } from '../kms/hresult.js';
 import type { KmsRequestBody, KmsResponseBody, KmsVersion, NdrSyntax } from '../kms/messages.js';
 import { fileTimeToIso, fileTimeToMs } from '../wire/filetime.js';
 import { type Guid, NIL_GUID } from '../wire/guid.js';
+import { emptyCounters, type RequestCounters, type Totals } from './counters.js';
 import type { ActivationEvent } from './events.js';
 import { epidFor, type HostIdentity } from './identity.js';
 import type { HostPolicy } from './policy.js';
@@ -20,13 +21,37 @@ export interface HostState {
   /** One pool per application id (spec f.1). */
   readonly pools: Map<Guid, CountPool>;
   seq: number;
-  totals: { requests: number; byResult: Record<string, number> };
+  /** Decoded requests by decision (activated, count-insufficient, refused); `POST /reset` zeroes them. */
+  totals: Totals;
+  /** The cumulative request counters slmgr /dlv and WMI report (src/host/counters.ts). */
+  counters: RequestCounters;
 }
 
 export function createHostState(catalog: Catalog, policy: HostPolicy, identity: HostIdentity): HostState {
   const pools = new Map<Guid, CountPool>();
-  for (const app of catalog.applications) pools.set(app.id, new CountPool(app.id, app.cacheSize));
-  return { catalog, policy, identity, pools, seq: 0, totals: { requests: 0, byResult: {} } };
+  for (const app of catalog.applications) {
+    pools.set(app.id, new CountPool(app.id, app.cacheSize, minCapacityFor(catalog, app.id, app.cacheSize)));
+  }
+  return {
+    catalog,
+    policy,
+    identity,
+    pools,
+    seq: 0,
+    totals: { requests: 0, byResult: {} },
+    counters: emptyCounters(),
+  };
+}
+
+/**
+ * The smallest capacity of an application's pool: twice the lowest N_policy of its products (10: a
+ * Windows pool holding only Windows Server machines, and every Office pool), at most its cacheSize
+ * (spec f.2; docs/host.md section 3).
+ */
+function minCapacityFor(catalog: Catalog, applicationId: Guid, cacheSize: number): number {
+  let low = Number.POSITIVE_INFINITY;
+  for (const k of catalog.kmsIds) if (k.applicationId === applicationId && k.nPolicy < low) low = k.nPolicy;
+  return Number.isFinite(low) ? Math.max(1, Math.min(cacheSize, 2 * low)) : Math.min(cacheSize, 10);
 }
 
 export interface RequestMeta {
@@ -161,6 +186,7 @@ export function handle(
       workstation: req.workstation,
       skuId: skuId,
       kmsId: kmsId,
+      requiredCount: req.requiredClientCount,
     });
     for (const c of t.expired) change.remove.push({ applicationId: pool.applicationId, cmid: c.cmid });
     for (const c of t.evicted) change.remove.push({ applicationId: pool.applicationId, cmid: c.cmid });

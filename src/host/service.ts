@@ -7,6 +7,14 @@ import type { HistoryRecord, Store, StoreChange } from '../store/store.js';
 import { isProtocolError, type ProtocolError } from '../wire/errors.js';
 import type { Guid } from '../wire/guid.js';
 import type { Clock } from './clock.js';
+import {
+  counterRows,
+  countersFromRows,
+  countRequest,
+  emptyCounters,
+  type HostReportInfo,
+  wmiProperties,
+} from './counters.js';
 import type { ActivationEvent } from './events.js';
 import { createHostState, type HostState, handle, poolFor } from './host.js';
 import { createIdentity, epidFor, type HostIdentity, type IdentityOptions } from './identity.js';
@@ -93,6 +101,8 @@ class Group implements CommitGroup {
   state: 'open' | 'committed' | 'failed' = 'open';
   error: unknown = null;
   listenerErrors: Map<number, unknown> | null = null;
+  /** A call of the group moved the counters without staging a change (a request that did not decode). */
+  countersMoved = false;
 
   get size(): number {
     return this.changes.length;
@@ -111,7 +121,6 @@ class Group implements CommitGroup {
  */
 export const HEALTH_CHECK_CMID: Guid = '6b6d736c-6162-4000-8000-6865616c7468';
 const META_CLOCK = 'manualClock';
-const META_TOTALS = 'requestTotals';
 
 interface SavedIdentity {
   epids: Record<string, string>;
@@ -167,6 +176,11 @@ export class KmsService {
   private readonly randomBytes = (n: number): Uint8Array => this.responseRandom.bytes(n);
   private readonly listeners = new Set<(e: ActivationEvent) => void>();
   private readonly openGroups = new Set<Group>();
+  /**
+   * What /status and `kmslab status` report about the host besides its pools: the runtime sets the
+   * listening port once it listens, `serve --dns` sets DNS publishing.
+   */
+  readonly report: HostReportInfo = { listeningPort: null, dnsPublishing: false, lowPriority: false };
 
   constructor(opts: KmsServiceOptions) {
     this.clock = opts.clock;
@@ -182,15 +196,18 @@ export class KmsService {
     this.state = createHostState(catalog, resolvePolicy(opts.policy), identity);
     for (const e of snapshot.pools) {
       const pool = this.state.pools.get(e.applicationId);
-      if (pool) pool.restore(e);
+      // A row stored before the store kept N_policy: its KMS id's N_policy is the best guess.
+      if (pool)
+        pool.restore({ ...e, requiredCount: e.requiredCount ?? catalog.kmsId(e.kmsId)?.nPolicy ?? 0 });
     }
     const clockMeta = snapshot.meta[META_CLOCK];
     if (clockMeta && this.clock.kind === 'manual' && 'set' in this.clock) {
       (this.clock as unknown as { set(t: number): void }).set(Number(clockMeta));
     }
     this.state.seq = this.store.historyCount();
-    const totals = snapshot.meta[META_TOTALS];
-    if (totals) this.state.totals = JSON.parse(totals) as HostState['totals'];
+    const { counters, totals } = countersFromRows(snapshot.counters);
+    this.state.counters = counters;
+    this.state.totals = totals;
     this.responseRandom = opts.random.fork('responses');
   }
 
@@ -229,17 +246,22 @@ export class KmsService {
     if (g.state === 'committed') return;
     this.openGroups.delete(g);
     const n = g.changes.length;
-    if (n === 0) {
+    if (n === 0 && !g.countersMoved) {
       g.state = 'committed';
       return;
     }
-    // Totals and the manual clock travel in the same transaction as the requests they describe; only
-    // their latest values matter, so they ride on the last change.
-    const meta: Record<string, string> = { [META_TOTALS]: JSON.stringify(this.state.totals) };
-    if (this.clock.kind === 'manual') meta[META_CLOCK] = String(this.clock.now());
-    g.changes[n - 1]!.meta = meta;
     let seqs: number[];
     try {
+      if (n === 0) {
+        // Only requests that did not decode: their counters still reach the store before the answers.
+        this.store.commit({ counters: this.counterRows() });
+        g.state = 'committed';
+        return;
+      }
+      // Counters, totals and the manual clock travel in the same transaction as the requests they
+      // describe; only their latest values matter, so they ride on the last change.
+      g.changes[n - 1]!.counters = this.counterRows();
+      if (this.clock.kind === 'manual') g.changes[n - 1]!.meta = { [META_CLOCK]: String(this.clock.now()) };
       seqs = this.store.commitMany
         ? this.store.commitMany(g.changes)
         : g.changes.map((c) => this.store.commit(c));
@@ -282,6 +304,7 @@ export class KmsService {
       message = unwrapRequestStub(stub, ndr);
     } catch (e) {
       if (!isProtocolError(e)) throw e;
+      this.countUndecoded(staging);
       return { kind: 'fault', status: NCA_S_FAULT_NDR, event: null, error: e };
     }
     let decoded: ReturnType<typeof decodeRequest>;
@@ -289,6 +312,7 @@ export class KmsService {
       decoded = decodeRequest(message, { lenient: this.state.policy.lenient });
     } catch (e) {
       if (!isProtocolError(e)) throw e;
+      this.countUndecoded(staging);
       // Undecodable or unsupported KMS message: a normal response carrying 0x8007000D (spec c.0, f.5).
       return { kind: 'response', stub: wrapErrorStub(HResult.INVALID_DATA, ndr), event: null, error: e };
     }
@@ -323,21 +347,27 @@ export class KmsService {
       vm: result.event.vm,
     };
     if (fault) history.fault = fault.name;
+    // Failed: not answered with a count (an error HRESULT, or an RPC fault in its place).
+    countRequest(
+      this.state.counters,
+      decoded.body.licenseStatus,
+      result.hresult !== HResult.S_OK || fault?.rpcFault !== undefined,
+    );
     if (staging !== undefined) {
-      // Group commit: the change waits for commitGroup (which adds totals and clock), and so do the seq
-      // and the announcement of the event.
+      // Group commit: the change waits for commitGroup (which adds counters and clock), and so do the
+      // seq and the announcement of the event.
       staging.changes.push({ upsert: result.change.upsert, remove: result.change.remove, history });
       staging.events.push(result.event);
     } else {
-      // Totals and the manual clock travel in the same transaction as the request they describe.
-      const meta: Record<string, string> = { [META_TOTALS]: JSON.stringify(this.state.totals) };
-      if (this.clock.kind === 'manual') meta[META_CLOCK] = String(now);
-      const seq = this.store.commit({
+      // Counters, totals and the manual clock travel in the same transaction as the request.
+      const change: StoreChange = {
         upsert: result.change.upsert,
         remove: result.change.remove,
         history,
-        meta,
-      });
+        counters: this.counterRows(),
+      };
+      if (this.clock.kind === 'manual') change.meta = { [META_CLOCK]: String(now) };
+      const seq = this.store.commit(change);
       result.event.seq = seq;
       this.state.seq = seq;
       for (const fn of this.listeners) fn(result.event);
@@ -376,6 +406,20 @@ export class KmsService {
     };
   }
 
+  /**
+   * A call whose stub or message did not decode: a request all the same (total, failed). Without a
+   * group its counters are committed now; with one, by commitGroup, before any of its answers.
+   */
+  private countUndecoded(group: Group | undefined): void {
+    countRequest(this.state.counters, null, true);
+    if (group !== undefined) group.countersMoved = true;
+    else this.store.commit({ counters: this.counterRows() });
+  }
+
+  private counterRows(): Record<string, number> {
+    return counterRows(this.state.counters, this.state.totals);
+  }
+
   private answerProbe(decoded: ReturnType<typeof decodeRequest>, ndr: NdrSyntax): CallOutcome {
     const b = decoded.body;
     const stub = encodeResponseStub(
@@ -404,7 +448,8 @@ export class KmsService {
       time: new Date(now).toISOString(),
       clock: this.clock.kind,
       pools: catalog.applications.map((app) => {
-        const count = this.state.pools.get(app.id)!.countAt(now);
+        const pool = this.state.pools.get(app.id)!;
+        const count = pool.countAt(now);
         const thresholds = [
           ...new Set(catalog.kmsIds.filter((k) => k.applicationId === app.id).map((k) => k.nPolicy)),
         ].sort((a, b) => a - b);
@@ -412,15 +457,34 @@ export class KmsService {
           applicationId: app.id,
           name: app.name,
           count,
-          capacity: app.cacheSize,
+          // The capacity in force: twice the highest N_policy the pool holds, within the two bounds.
+          capacity: pool.capacityAt(now),
+          minCapacity: pool.minCapacity,
+          maxCapacity: pool.maxCapacity,
           thresholds: thresholds.map((t) => ({ requiredCount: t, met: count >= t })),
         };
       }),
       epids: { ...this.state.identity.epids },
       hwid: Buffer.from(this.state.identity.hwid).toString('hex').toUpperCase(),
       requests: { total: this.state.totals.requests, byResult: { ...this.state.totals.byResult } },
+      // The cumulative request counters (never pruned; POST /reset keeps them unless asked).
+      requestCounters: { ...this.state.counters },
+      host: { ...this.report },
+      // SoftwareLicensingService's KMS host properties by their WMI names (docs/host.md section 9).
+      wmi: this.wmi(now),
       policy: { ...this.state.policy },
     };
+  }
+
+  /** The SoftwareLicensingService properties of this host now (WMI names). */
+  wmi(now = this.clock.now()) {
+    const windows = this.state.pools.get(this.state.catalog.applications[0]!.id);
+    return wmiProperties(this.state.counters, {
+      ...this.report,
+      currentCount: windows ? windows.countAt(now) : 0,
+      activationInterval: this.state.policy.activationInterval,
+      renewalInterval: this.state.policy.renewalInterval,
+    });
   }
 
   /** Every live CMID with last seen and expiry. */
@@ -449,8 +513,12 @@ export class KmsService {
     return poolFor(this.state, applicationId).countAt(this.clock.now());
   }
 
-  /** Empties pools and history; identity stays. */
-  reset(): void {
+  /**
+   * Empties pools and history and zeroes the decision totals; identity stays, and so do the
+   * cumulative request counters (a genuine host resets them only when reinstalled) unless
+   * `counters` is true.
+   */
+  reset(opts: { counters?: boolean } = {}): { countersReset: boolean } {
     // Calls staged before the reset happened before it: commit them first (a failure is kept in the
     // group for whoever answers those calls).
     for (const g of [...this.openGroups]) {
@@ -461,11 +529,16 @@ export class KmsService {
       }
     }
     for (const pool of this.state.pools.values()) pool.clear();
-    this.state.totals = { requests: 0, byResult: {} };
+    // The decisions seen so far are written back as 0 (their rows outlive the store's reset).
+    const zeroed = Object.fromEntries(Object.keys(this.state.totals.byResult).map((k) => [k, 0]));
+    this.state.totals = { requests: 0, byResult: zeroed };
+    if (opts.counters === true) this.state.counters = emptyCounters();
     this.state.seq = 0;
     this.store.reset();
-    this.store.setMeta(META_TOTALS, JSON.stringify(this.state.totals));
+    this.store.commit({ counters: this.counterRows() });
+    this.state.totals.byResult = {};
     this.saveClock();
+    return { countersReset: opts.counters === true };
   }
 }
 

@@ -33,7 +33,7 @@ export interface FramerOptions {
 export class Framer {
   private readonly maxPduSize: number;
   private readonly checkHeader: ((header: Uint8Array) => void) | undefined;
-  private readonly chunks: Uint8Array[] = [];
+  private chunks: Uint8Array[] = [];
   private total = 0;
   /** frag_length of the PDU at the head once its header was validated, else 0. */
   private need = 0;
@@ -73,6 +73,10 @@ export class Framer {
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e;
       this.failure = e;
+      // A failed framer reads nothing more: let go of what it held, so it counts (and keeps) no bytes.
+      this.chunks = [];
+      this.total = 0;
+      this.need = 0;
       if (out.length === 0) throw e;
     }
     return out;

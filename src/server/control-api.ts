@@ -1,10 +1,13 @@
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { ManualClock, parseDuration } from '../host/clock.js';
 import type { ActivationEvent } from '../host/events.js';
 import type { KmsService } from '../host/service.js';
 import { jsonReplacer } from '../kms/hresult.js';
 import type { HistoryQuery } from '../store/store.js';
+import { checkControlRequest } from './control-guard.js';
 
 /**
  * The control API (HTTP JSON), loopback by default. Everything a test or a dashboard needs to see and
@@ -23,11 +26,25 @@ export interface ControlApiOptions {
   ) => Promise<boolean> | boolean)[];
   onClockChange?: () => void;
   onReset?: () => void;
+  /** Bearer token every request needs (except `publicPaths`); none = loopback use only. */
+  token?: string | null;
+  /** Extra Host names accepted besides loopback names and IP literals (see control-guard.ts). */
+  allowHosts?: readonly string[];
+  /** Paths served without the token: the dashboard's page and static files, which hold no data. */
+  publicPaths?: ReadonlySet<string>;
 }
+
+/** Every JSON answer: never sniffed as HTML by a browser, never cached by one or by a proxy. */
+const JSON_HEADERS = {
+  'content-type': 'application/json; charset=utf-8',
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+} as const;
+export const NDJSON_HEADERS = { ...JSON_HEADERS, 'content-type': 'application/x-ndjson' } as const;
 
 export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body, jsonReplacer, 2);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.writeHead(status, JSON_HEADERS);
   res.end(`${text}\n`);
 }
 
@@ -56,32 +73,109 @@ export class HttpError extends Error {
   }
 }
 
-/** The history filters shared by /history and /events: from, to, since, limit, cmid, applicationId, wouldActivate. */
-export function historyQuery(url: URL): HistoryQuery {
-  const q: HistoryQuery = {};
-  const time = (k: string) => {
-    const v = url.searchParams.get(k);
-    if (v === null) return undefined;
-    const t = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
-    if (Number.isNaN(t)) throw new HttpError(400, `${k}: not a time`);
-    return t;
+/** One issue per line: the parameter (or body key) and the value it had. */
+function describeIssues(error: z.ZodError, input: Record<string, unknown>, where: string): string {
+  return error.issues
+    .map((i) => {
+      if (i.code === 'unrecognized_keys')
+        return `${where}: unknown ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+      const key = i.path.join('.');
+      const value = i.path.length > 0 ? input[String(i.path[0])] : input;
+      return `${where}${key ? ` ${key}` : ''}=${JSON.stringify(value)}: ${i.message}`;
+    })
+    .join('; ');
+}
+
+/** Parses with a zod schema; a mismatch is a 400 naming each bad parameter and its value. */
+function parseInput<S extends z.ZodType>(schema: S, input: unknown, where: string): z.output<S> {
+  const r = schema.safeParse(input);
+  if (r.success) return r.data;
+  throw new HttpError(400, describeIssues(r.error, (input ?? {}) as Record<string, unknown>, where));
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const time = z
+  .string()
+  .refine(
+    (v) => /^\d+$/.test(v) || !Number.isNaN(Date.parse(v)),
+    'not a time (ms since the epoch or ISO-8601)',
+  )
+  .transform((v) => (/^\d+$/.test(v) ? Number(v) : Date.parse(v)));
+const count = z
+  .string()
+  .regex(/^\d{1,15}$/, 'not a non-negative integer')
+  .transform(Number);
+const guid = z
+  .string()
+  .regex(GUID, 'not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)')
+  .transform((v) => v.toLowerCase());
+const flag = z
+  .enum(['true', 'false', '1', '0'], 'not true, false, 1 or 0')
+  .transform((v) => v === 'true' || v === '1');
+
+/** The history filters shared by /history and /events. */
+const HISTORY_FILTERS = {
+  from: time.optional(),
+  to: time.optional(),
+  since: count.optional(),
+  limit: count.optional(),
+  cmid: guid.optional(),
+  applicationId: guid.optional(),
+  wouldActivate: flag.optional(),
+};
+const EXTRA_PARAMS = { follow: flag.optional(), connections: flag.optional() } as const;
+
+/** The query string as an object; a repeated parameter is an error, not a silent first-wins. */
+function queryParams(url: URL): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of url.searchParams) {
+    if (Object.hasOwn(out, k)) throw new HttpError(400, `query: "${k}" given twice`);
+    out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * The history filters shared by /history and /events: from, to, since, limit, cmid, applicationId,
+ * wouldActivate, plus the `extra` switches the route takes (follow, connections). Anything else, or a
+ * value that does not parse, is a 400 naming the parameter and the value.
+ */
+export function historyQuery(url: URL, extra: readonly (keyof typeof EXTRA_PARAMS)[] = []): HistoryQuery {
+  const shape: Record<string, z.ZodType> = { ...HISTORY_FILTERS };
+  for (const k of extra) shape[k] = EXTRA_PARAMS[k];
+  const p = parseInput(z.strictObject(shape), queryParams(url), 'query') as {
+    [K in keyof typeof HISTORY_FILTERS]: z.output<(typeof HISTORY_FILTERS)[K]>;
   };
-  const from = time('from');
-  const to = time('to');
-  if (from !== undefined) q.from = from;
-  if (to !== undefined) q.to = to;
-  const since = url.searchParams.get('since');
-  if (since !== null) q.sinceSeq = Number(since);
-  const limit = url.searchParams.get('limit');
-  if (limit !== null) q.limit = Number(limit);
-  const cmid = url.searchParams.get('cmid');
-  if (cmid) q.cmid = cmid.toLowerCase();
-  const app = url.searchParams.get('applicationId');
-  if (app) q.applicationId = app.toLowerCase();
-  const wa = url.searchParams.get('wouldActivate');
-  if (wa !== null) q.wouldActivate = wa === 'true' || wa === '1';
+  const q: HistoryQuery = {};
+  if (p.from !== undefined) q.from = p.from;
+  if (p.to !== undefined) q.to = p.to;
+  if (p.since !== undefined) q.sinceSeq = p.since;
+  if (p.limit !== undefined) q.limit = p.limit;
+  if (p.cmid !== undefined) q.cmid = p.cmid;
+  if (p.applicationId !== undefined) q.applicationId = p.applicationId;
+  if (p.wouldActivate !== undefined) q.wouldActivate = p.wouldActivate;
   return q;
 }
+
+/** `follow` of /events: on unless `false` or `0`. */
+export function followParam(url: URL): boolean {
+  const f = url.searchParams.get('follow');
+  return f !== 'false' && f !== '0';
+}
+
+const NO_QUERY = z.strictObject({});
+const ADVANCE_BODY = z.union([
+  z.number(),
+  z.string(),
+  z.strictObject({
+    days: z.number().optional(),
+    hours: z.number().optional(),
+    minutes: z.number().optional(),
+    ms: z.number().optional(),
+  }),
+]);
+const SET_BODY = z.strictObject({ time: z.string() });
+const RESET_BODY = z.strictObject({ counters: z.boolean().optional() });
 
 export function createControlApi(opts: ControlApiOptions): http.Server {
   const { service } = opts;
@@ -92,16 +186,30 @@ export function createControlApi(opts: ControlApiOptions): http.Server {
     for (const s of streams) s.write(line);
   });
 
+  const guard = {
+    token: opts.token ?? null,
+    allowHosts: opts.allowHosts ?? [],
+    publicPaths: opts.publicPaths ?? new Set<string>(),
+  };
   const handler = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://control');
     const route = `${req.method} ${url.pathname}`;
+    const port = (server.address() as AddressInfo).port;
+    const refusal = checkControlRequest(req, url.pathname, { ...guard, port });
+    if (refusal) {
+      // A refused request's body is not read: close the connection rather than drain it.
+      res.setHeader('connection', 'close');
+      throw new HttpError(refusal.status, refusal.message);
+    }
     for (const extra of opts.extraRoutes ?? []) {
       if (await extra(req, res, url)) return;
     }
     switch (route) {
       case 'GET /status':
+        parseInput(NO_QUERY, queryParams(url), 'query');
         return sendJson(res, 200, service.status());
       case 'GET /clients':
+        parseInput(NO_QUERY, queryParams(url), 'query');
         return sendJson(res, 200, {
           time: new Date(service.clock.now()).toISOString(),
           clients: service.clients(),
@@ -111,8 +219,7 @@ export function createControlApi(opts: ControlApiOptions): http.Server {
       case 'POST /clock/advance': {
         if (!(service.clock instanceof ManualClock))
           throw new HttpError(409, 'the host runs on the system clock; start it with --clock manual');
-        const body = (await readJson(req)) as Record<string, number>;
-        const ms = parseDuration(body);
+        const ms = parseDuration(parseInput(ADVANCE_BODY, await readJson(req), 'body'));
         if (ms < 0) throw new HttpError(400, 'advance must not be negative (use /clock/set)');
         service.clock.advance(ms);
         service.saveClock();
@@ -122,18 +229,21 @@ export function createControlApi(opts: ControlApiOptions): http.Server {
       case 'POST /clock/set': {
         if (!(service.clock instanceof ManualClock))
           throw new HttpError(409, 'the host runs on the system clock; start it with --clock manual');
-        const body = (await readJson(req)) as { time?: string };
-        const t = Date.parse(String(body.time));
+        const body = parseInput(SET_BODY, await readJson(req), 'body');
+        const t = Date.parse(body.time);
         if (Number.isNaN(t)) throw new HttpError(400, 'time must be an ISO-8601 string');
         service.clock.set(t);
         service.saveClock();
         opts.onClockChange?.();
         return sendJson(res, 200, { time: new Date(t).toISOString() });
       }
-      case 'POST /reset':
-        service.reset();
+      case 'POST /reset': {
+        // The cumulative request counters survive a reset (as on a genuine host) unless the body asks.
+        const body = parseInput(RESET_BODY, await readJson(req), 'body');
+        const { countersReset } = service.reset({ counters: body.counters === true });
         opts.onReset?.();
-        return sendJson(res, 200, { ok: true });
+        return sendJson(res, 200, { ok: true, requestCountersReset: countersReset });
+      }
       case 'GET /healthz': {
         try {
           const r = await opts.healthCheck();
@@ -143,9 +253,9 @@ export function createControlApi(opts: ControlApiOptions): http.Server {
         }
       }
       case 'GET /events': {
-        const q = historyQuery(url);
-        const follow = url.searchParams.get('follow') !== 'false' && url.searchParams.get('follow') !== '0';
-        res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+        const q = historyQuery(url, ['follow']);
+        const follow = followParam(url);
+        res.writeHead(200, NDJSON_HEADERS);
         res.flushHeaders();
         for (const r of service.store.history(q))
           res.write(`${JSON.stringify({ type: 'history', ...r }, jsonReplacer)}\n`);

@@ -1,5 +1,6 @@
 import type http from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RequestCounters } from '../host/counters.js';
 import type { KmsService } from '../host/service.js';
 import { hresultHex } from '../kms/hresult.js';
 import type { Guid } from '../wire/guid.js';
@@ -144,16 +145,19 @@ export function createMetrics(sources: MetricsSources, opts: MetricsOptions = {}
   });
   new Gauge({
     name: 'kmslab_pool_capacity',
-    help: 'CMIDs the pool keeps at most (2 x its largest threshold; the least recently seen is evicted).',
+    help: 'CMIDs the pool keeps at most now: 2 x the highest RequiredClientCount among the CMIDs it holds, within its bounds (the least recently seen is evicted).',
     labelNames: poolLabels,
     registers,
     collect() {
       this.reset();
+      const now = service.clock.now();
       for (const app of catalog.applications) {
-        this.set({ application: app.vlmcsdName, application_id: app.id }, app.cacheSize);
+        const pool = service.state.pools.get(app.id);
+        if (pool) this.set({ application: app.vlmcsdName, application_id: app.id }, pool.capacityAt(now));
       }
     },
   });
+  cumulativeRequestCounters(service, registers);
   const thresholds = poolThresholds(service);
   new Gauge({
     name: 'kmslab_pool_threshold_met',
@@ -272,7 +276,11 @@ export function createMetrics(sources: MetricsSources, opts: MetricsOptions = {}
       return true;
     }
     const body = await registry.metrics();
-    res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' });
+    res.writeHead(200, {
+      'content-type': registry.contentType,
+      'cache-control': 'no-store',
+      'x-content-type-options': 'nosniff',
+    });
     res.end(req.method === 'HEAD' ? undefined : body);
     return true;
   };
@@ -335,6 +343,55 @@ function processMetrics(registers: Registry[]): void {
     'Memory of C++ objects bound to JS objects, in bytes.',
     (m) => m.external,
   );
+}
+
+/**
+ * The host's cumulative request counters (slmgr /dlv, WMI's KeyManagementService*Requests), read from
+ * the service at scrape time: they are kept in the store and survive restarts, so they do not restart
+ * at 0 with the process as the event-driven counters above do.
+ */
+function cumulativeRequestCounters(service: KmsService, registers: Registry[]): void {
+  const read = (name: string, help: string, value: (c: RequestCounters) => number) =>
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(value(service.state.counters));
+      },
+    });
+  read(
+    'kmslab_kms_total_requests_total',
+    'KMS requests received since the store was created (WMI KeyManagementServiceTotalRequests; slmgr /dlv "Total requests received"); survives restarts.',
+    (c) => c.total,
+  );
+  read(
+    'kmslab_kms_failed_requests_total',
+    'KMS requests not answered with a count: an error HRESULT or an RPC fault (WMI KeyManagementServiceFailedRequests; slmgr /dlv "Failed requests received").',
+    (c) => c.failed,
+  );
+  const statuses: [string, keyof RequestCounters][] = [
+    ['unlicensed', 'unlicensed'],
+    ['licensed', 'licensed'],
+    ['oob_grace', 'oobGrace'],
+    ['oot_grace', 'ootGrace'],
+    ['non_genuine_grace', 'nonGenuineGrace'],
+    ['notification', 'notification'],
+    ['extended_grace', 'extendedGrace'],
+    ['other', 'otherLicenseStatus'],
+  ];
+  new Counter({
+    name: 'kmslab_kms_requests_by_license_status_total',
+    help: "Decoded KMS requests by the client's LicenseStatus (WMI KeyManagementServiceUnlicensedRequests, …LicensedRequests, …OOBGraceRequests, …OOTGraceRequests, …NonGenuineGraceRequests, …NotificationRequests; extended_grace and other have no WMI property).",
+    labelNames: ['license_status'] as const,
+    registers,
+    collect() {
+      this.reset();
+      const c = service.state.counters;
+      for (const [label, key] of statuses) this.inc({ license_status: label }, c[key]);
+    },
+  });
 }
 
 /** Every (pool, threshold) pair of the catalog, thresholds ascending. */

@@ -9,8 +9,11 @@ import type { HostPolicy } from '../host/policy.js';
 import { SeededRandom } from '../host/random.js';
 import { HEALTH_CHECK_CMID, KmsService } from '../host/service.js';
 import { openMemoryStore } from '../store/memory.js';
+import type { SqliteStore } from '../store/sqlite.js';
 import type { Store, StoreOptions } from '../store/store.js';
 import type { createControlApi } from './control-api.js';
+import { isLoopbackAddress } from './control-guard.js';
+import type { HistoryPruner } from './history-pruner.js';
 import type { HostMetrics } from './metrics.js';
 import { KmsServer, type ListenAddress, type ServerHooks, type ServerLimits } from './tcp.js';
 
@@ -20,8 +23,15 @@ export interface HostRuntimeOptions {
   /** 'memory', a file path, or an opened Store. */
   store?: 'memory' | string | Store;
   durability?: 'normal' | 'full';
-  /** Memory store only: history rows kept (default 10,000; see StoreOptions.historyLimit). */
+  /**
+   * History rows kept, the newest: memory store default 10,000 (StoreOptions.historyLimit), SQLite
+   * default 1,000,000 (src/store/prune.ts DEFAULT_RETENTION).
+   */
   historyLimit?: number;
+  /** SQLite store: history rows older than this many days (host clock) are pruned; default 90. */
+  historyDays?: number;
+  /** SQLite store: move a damaged store file aside and start an empty one instead of refusing. */
+  moveDamagedStore?: boolean;
   clock?: 'system' | 'manual' | Clock;
   /** Seed for ePIDs, HwId, assoc groups and response random values; random when absent. */
   seed?: number | string;
@@ -36,6 +46,13 @@ export interface HostRuntimeOptions {
   /** Port string the bind_ack advertises (default: the listening port); see ServerOptions. */
   secondaryAddress?: string;
   control?: ListenAddress;
+  /**
+   * Bearer token the control API requires on every request (but the dashboard's static files). A
+   * control address that is not loopback refuses to start without one (docs/robustness.md).
+   */
+  controlToken?: string;
+  /** Host names the control API answers besides loopback names and IP literals (a reverse proxy's). */
+  controlHostAllow?: string[];
   logger?: Logger;
   /** Extra control routes (faults, metrics, dashboard). */
   extraRoutes?: Parameters<typeof createControlApi>[0]['extraRoutes'];
@@ -59,6 +76,8 @@ export interface HostRuntime extends AsyncDisposable {
   control: { server: http.Server; address: ListenAddress } | null;
   /** This host's Prometheus metrics (own registry), when it has a control port. */
   metrics: HostMetrics | null;
+  /** History retention of a SQLite store (null for the memory store, which bounds itself). */
+  pruner: HistoryPruner | null;
   close(): Promise<void>;
 }
 
@@ -78,6 +97,7 @@ async function loadControlModules(observability: boolean) {
     createControlApi: api.createControlApi,
     createMetrics: metrics?.createMetrics ?? null,
     dashboardRoute: dashboard?.dashboardRoute ?? null,
+    publicPaths: dashboard?.DASHBOARD_PUBLIC_PATHS ?? new Set<string>(),
   };
 }
 
@@ -91,7 +111,32 @@ async function openRuntimeStore(spec: string, opts: StoreOptions): Promise<Store
   return openStore(spec, opts);
 }
 
+/** Retention of a SQLite store's history: `historyLimit` rows or `historyDays` days (defaults 1,000,000 / 90). */
+async function startPruner(
+  store: Store,
+  clock: Clock,
+  logger: Logger,
+  opts: HostRuntimeOptions,
+): Promise<HistoryPruner> {
+  const [{ SqlitePruner, DEFAULT_RETENTION }, { HistoryPruner }] = await Promise.all([
+    import('../store/prune.js'),
+    import('./history-pruner.js'),
+  ]);
+  const policy = {
+    maxRows: opts.historyLimit ?? DEFAULT_RETENTION.maxRows,
+    maxAgeMs: opts.historyDays !== undefined ? opts.historyDays * 86_400_000 : DEFAULT_RETENTION.maxAgeMs,
+  };
+  const pruner = new SqlitePruner((store as SqliteStore).db);
+  return new HistoryPruner({ pruner, policy, clock, logger }).start();
+}
+
 export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<HostRuntime> {
+  if (opts.control && !opts.controlToken && !isLoopbackAddress(opts.control.host)) {
+    throw new RangeError(
+      `control API on ${opts.control.host}:${opts.control.port} is not loopback: anyone who can reach it could reset the host; ` +
+        'give it a token (--control-token FILE or KMSLAB_CONTROL_TOKEN) or keep it on 127.0.0.1',
+    );
+  }
   const controlModules = opts.control ? await loadControlModules(opts.observability !== false) : null;
   const logger = opts.logger ?? pino({ level: 'silent' });
   const seed = String(opts.seed ?? randomBytes(6).readUIntBE(0, 6));
@@ -108,7 +153,10 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
       : await openRuntimeStore(opts.store ?? 'memory', {
           durability: opts.durability ?? 'normal',
           ...(opts.historyLimit !== undefined ? { historyLimit: opts.historyLimit } : {}),
+          ...(opts.moveDamagedStore ? { moveDamaged: true } : {}),
+          onWarning: (message) => logger.warn({ store: opts.store }, message),
         });
+  const pruner = store.kind === 'sqlite' ? await startPruner(store, clock, logger, opts) : null;
   const service = new KmsService({
     clock,
     random: random.fork('host'),
@@ -117,6 +165,7 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
     policy: opts.policy,
     identity: opts.identity,
   });
+  if (pruner) service.onEvent(() => pruner.noteRow());
   const server = new KmsServer({
     listen: opts.listen ?? [DEFAULT_LISTEN],
     service,
@@ -133,18 +182,24 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
   try {
     addresses = await server.start();
   } catch (e) {
+    pruner?.stop();
     // All or nothing: close the listeners that were bound before the one that failed.
     await server.close();
     store.close();
     throw e;
   }
+  // What the host reports as KeyManagementServiceListeningPort (slmgr /dlv "Listening on Port").
+  service.report.listeningPort = addresses[0]?.port ?? null;
   let control: HostRuntime['control'] = null;
   if (opts.control && controlModules) {
     const first = addresses[0]!;
-    const { createControlApi, dashboardRoute } = controlModules;
+    const { createControlApi, dashboardRoute, publicPaths } = controlModules;
     const api = createControlApi({
       service,
       logger,
+      token: opts.controlToken ?? null,
+      allowHosts: opts.controlHostAllow ?? [],
+      publicPaths,
       extraRoutes: [
         ...(opts.extraRoutes ?? []),
         ...(metrics && dashboardRoute ? [metrics.route, dashboardRoute({ catalog: opts.catalog })] : []),
@@ -159,6 +214,7 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
         'error',
         (e) =>
           void server.close().then(() => {
+            pruner?.stop();
             metrics?.dispose();
             store.close();
             reject(e);
@@ -168,6 +224,11 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
     });
     const a = api.address() as AddressInfo;
     control = { server: api, address: { host: a.address, port: a.port } };
+    if (!isLoopbackAddress(a.address))
+      logger.warn(
+        { control: `${a.address}:${a.port}` },
+        'the control API is reachable from other machines: anyone with the token can reset the host, move its clock and read every CMID; keep the token secret, or use --control 127.0.0.1:PORT',
+      );
   }
   let closed = false;
   const runtime: HostRuntime = {
@@ -180,6 +241,7 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
     addresses,
     control,
     metrics,
+    pruner,
     async close() {
       if (closed) return;
       closed = true;
@@ -190,6 +252,7 @@ export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<H
       await server.close();
       metrics?.dispose();
       service.saveClock();
+      pruner?.stop();
       store.close();
     },
     [Symbol.asyncDispose]: () => runtime.close(),

@@ -28,9 +28,29 @@ export function checkMeta(key: unknown, value: unknown): void {
   }
 }
 
+/** Counters are name → non-negative safe integer in both stores. */
+export function checkCounter(name: unknown, value: unknown): void {
+  if (typeof name !== 'string' || name === '')
+    throw new TypeError(`counter ${String(name)}: name must be a non-empty string`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`counter ${name}: value must be a non-negative safe integer, got ${String(value)}`);
+  }
+}
+
 export class StoreClosedError extends Error {
   override readonly name = 'StoreClosedError';
   constructor(kind: string) {
     super(`${kind} store is closed`);
   }
+}
+
+/**
+ * A SQLite error with the store file in its message (SQLite's own messages never name it); any other
+ * error (a RangeError for a bad query, StoreClosedError) as it is.
+ */
+export function nameStoreError(file: string, err: unknown): Error {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (!(err instanceof Error) || typeof code !== 'string' || !code.startsWith('SQLITE_')) return err as Error;
+  if (err.message.includes(file)) return err;
+  return Object.assign(new Error(`${file}: ${err.message}`, { cause: err }), { code });
 }

@@ -1,5 +1,11 @@
 /** The ephemeral store: plain maps and an array, same semantics as SqliteStore. Nothing survives the process. */
-import { checkHistoryQuery, checkMeta, comparePoolEntries, StoreClosedError } from './common.js';
+import {
+  checkCounter,
+  checkHistoryQuery,
+  checkMeta,
+  comparePoolEntries,
+  StoreClosedError,
+} from './common.js';
 import type {
   HistoryQuery,
   HistoryRecord,
@@ -37,7 +43,7 @@ function copyRecord(r: HistoryRecord, seq: number): HistoryRecord {
 }
 
 function copyEntry(e: PoolEntry): PoolEntry {
-  return {
+  const out: PoolEntry = {
     applicationId: e.applicationId,
     cmid: e.cmid,
     firstSeen: e.firstSeen,
@@ -46,6 +52,8 @@ function copyEntry(e: PoolEntry): PoolEntry {
     skuId: e.skuId,
     kmsId: e.kmsId,
   };
+  if (e.requiredCount !== undefined) out.requiredCount = e.requiredCount;
+  return out;
 }
 
 /**
@@ -66,6 +74,7 @@ export class MemoryStore implements Store {
   /** applicationId -> cmid -> entry */
   private readonly pools = new Map<string, Map<string, PoolEntry>>();
   private readonly meta = new Map<string, string>();
+  private readonly counters = new Map<string, number>();
   /** history[i].seq === dropped + i + 1 */
   private records: HistoryRecord[] = [];
   /** Oldest records let go to keep memory bounded (`maxHistory`). */
@@ -93,7 +102,7 @@ export class MemoryStore implements Store {
     const pools: PoolEntry[] = [];
     for (const byCmid of this.pools.values()) for (const e of byCmid.values()) pools.push(copyEntry(e));
     pools.sort(comparePoolEntries);
-    return { pools, meta: Object.fromEntries(this.meta) };
+    return { pools, meta: Object.fromEntries(this.meta), counters: Object.fromEntries(this.counters) };
   }
 
   commit(change: StoreChange): number {
@@ -105,6 +114,8 @@ export class MemoryStore implements Store {
       : undefined;
     const meta = change.meta ? Object.entries(change.meta) : [];
     for (const [k, v] of meta) checkMeta(k, v);
+    const counters = change.counters ? Object.entries(change.counters) : [];
+    for (const [k, v] of counters) checkCounter(k, v);
     for (const r of change.remove ?? []) {
       const byCmid = this.pools.get(r.applicationId);
       if (byCmid?.delete(r.cmid) && byCmid.size === 0) this.pools.delete(r.applicationId);
@@ -118,6 +129,7 @@ export class MemoryStore implements Store {
       byCmid.set(e.cmid, e);
     }
     for (const [k, v] of meta) this.meta.set(k, v);
+    for (const [k, v] of counters) this.counters.set(k, v);
     if (!record) return 0;
     this.records.push(record);
     if (this.records.length > this.maxHistory) {
@@ -171,7 +183,10 @@ export class MemoryStore implements Store {
     this.pools.clear();
     this.records = [];
     this.dropped = 0;
-    if (opts.all) this.meta.clear();
+    if (opts.all) {
+      this.meta.clear();
+      this.counters.clear();
+    }
   }
 
   close(): void {

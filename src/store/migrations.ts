@@ -13,7 +13,16 @@ import type Database from 'better-sqlite3';
 export interface Migration {
   version: number;
   name: string;
-  sql: string;
+  /**
+   * The SQL to run; a function of the database only where a file may already hold part of the change
+   * (SQLite has no ADD COLUMN IF NOT EXISTS).
+   */
+  sql: string | ((db: Database.Database) => string);
+}
+
+function hasColumn(db: Database.Database, table: string, column: string): boolean {
+  const cols = db.pragma(`table_info(${table})`) as { name: string }[];
+  return cols.some((c) => c.name === column);
 }
 
 /** 'KMSL', stored in the header at offset 68 so `file(1)`-style checks and we can recognise our files. */
@@ -87,6 +96,52 @@ export const MIGRATIONS: readonly Migration[] = [
       DROP INDEX history_cmid;
     `,
   },
+  {
+    version: 4,
+    // NULL on rows written before: the host then takes the N_policy of the row's KMS id from the
+    // catalog (src/host/service.ts). A development build numbered this migration 3 (before the index
+    // drop above took that number): a file it wrote is at version 3 with the column and the index, so
+    // the column is added only where missing and the index dropped if it is still there.
+    name: 'pools.required_count (N_policy of the latest request: the capacity follows its maximum)',
+    sql: (db) => `
+      DROP INDEX IF EXISTS history_cmid;
+      ${hasColumn(db, 'pools', 'required_count') ? '' : 'ALTER TABLE pools ADD COLUMN required_count INTEGER;'}
+    `,
+  },
+  {
+    version: 5,
+    // The host's cumulative counters (src/host/counters.ts), one row per counter: the request counters
+    // slmgr /dlv and WMI report, never pruned, and the decision totals that lived in meta
+    // (requestTotals, rewritten on every commit; a request now rewrites the few rows it moved, in one
+    // page of this small table). A file from before has no counters: they are seeded from the history
+    // it holds (every history row is a decoded request; a request that did not decode left none).
+    name: 'request_counters (cumulative request counters, never pruned)',
+    sql: `
+      CREATE TABLE request_counters (
+        name TEXT PRIMARY KEY NOT NULL,
+        value INTEGER NOT NULL CHECK (value >= 0)
+      ) WITHOUT ROWID;
+
+      INSERT INTO request_counters (name, value)
+        SELECT 'decisions.' || j.key, j.value FROM meta, json_each(meta.value, '$.byResult') AS j
+        WHERE meta.key = 'requestTotals' AND json_valid(meta.value) AND j.type = 'integer' AND j.value >= 0;
+      DELETE FROM meta WHERE key = 'requestTotals';
+
+      INSERT INTO request_counters (name, value)
+        SELECT 'requests.total', count(*) FROM history
+        UNION ALL SELECT 'requests.failed', count(*) FROM history WHERE hresult <> 0
+        UNION ALL SELECT 'requests.unlicensed', count(*) FROM history WHERE license_status = 0
+        UNION ALL SELECT 'requests.licensed', count(*) FROM history WHERE license_status = 1
+        UNION ALL SELECT 'requests.oobGrace', count(*) FROM history WHERE license_status = 2
+        UNION ALL SELECT 'requests.ootGrace', count(*) FROM history WHERE license_status = 3
+        UNION ALL SELECT 'requests.nonGenuineGrace', count(*) FROM history WHERE license_status = 4
+        UNION ALL SELECT 'requests.notification', count(*) FROM history WHERE license_status = 5
+        UNION ALL SELECT 'requests.extendedGrace', count(*) FROM history WHERE license_status = 6
+        UNION ALL SELECT 'requests.otherLicenseStatus', count(*) FROM history
+          WHERE license_status NOT BETWEEN 0 AND 6;
+      DELETE FROM request_counters WHERE value = 0;
+    `,
+  },
 ];
 
 function checkMigrations(list: readonly Migration[]): number {
@@ -151,7 +206,7 @@ export function migrate(
     if (from > target) throw new SchemaError(`${file}: at version ${from}, cannot migrate down to ${target}`);
     for (const m of MIGRATIONS) {
       if (m.version <= from || m.version > target) continue;
-      db.exec(m.sql);
+      db.exec(typeof m.sql === 'string' ? m.sql : m.sql(db));
       db.pragma(`user_version = ${m.version}`);
     }
     if (from < target) db.pragma(`application_id = ${APPLICATION_ID}`);

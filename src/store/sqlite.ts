@@ -31,7 +31,13 @@
  * per statement); all statements on the per-request path are prepared once in the constructor.
  */
 import Database from 'better-sqlite3';
-import { checkHistoryQuery, checkMeta, comparePoolEntries, StoreClosedError } from './common.js';
+import {
+  checkCounter,
+  checkHistoryQuery,
+  checkMeta,
+  comparePoolEntries,
+  StoreClosedError,
+} from './common.js';
 import { checkSchema, migrate } from './migrations.js';
 import type {
   HistoryQuery,
@@ -91,11 +97,13 @@ export class SqliteStore implements Store {
 
   private readonly stmt: {
     remove: Database.Statement<[string, string]>;
-    upsert: Database.Statement<[string, string, number, number, string, string, string]>;
+    upsert: Database.Statement<[string, string, number, number, string, string, string, number | null]>;
     setMeta: Database.Statement<[string, string]>;
     getMeta: Database.Statement<[string], { value: string }>;
-    loadPools: Database.Statement<[], PoolEntry>;
+    loadPools: Database.Statement<[], PoolEntry & { requiredCount: number | null }>;
     loadMeta: Database.Statement<[], { key: string; value: string }>;
+    setCounter: Database.Statement<[string, number]>;
+    loadCounters: Database.Statement<[], { name: string; value: number }>;
     count: Database.Statement<[], { n: number }>;
   };
   private readonly historyStmts = new Map<
@@ -111,6 +119,9 @@ export class SqliteStore implements Store {
   private readonly metaWritten = new Map<string, string>();
   /** Meta keys and values written by the transaction under way: [key, value, key, value, …]. */
   private readonly metaPending: string[] = [];
+  /** Counter values known to be in the file, and those written by the transaction under way. */
+  private readonly countersWritten = new Map<string, number>();
+  private readonly countersPending: [string, number][] = [];
 
   /** `file` is used as given (openStore resolves it and creates its directory). */
   constructor(file: string, opts: StoreOptions = {}) {
@@ -141,11 +152,12 @@ export class SqliteStore implements Store {
     this.stmt = {
       remove: db.prepare('DELETE FROM pools WHERE application_id = ? AND cmid = ?'),
       upsert: db.prepare(
-        `INSERT INTO pools (application_id, cmid, first_seen, last_seen, workstation, sku_id, kms_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO pools (application_id, cmid, first_seen, last_seen, workstation, sku_id, kms_id,
+           required_count)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (application_id, cmid) DO UPDATE SET first_seen = excluded.first_seen,
            last_seen = excluded.last_seen, workstation = excluded.workstation, sku_id = excluded.sku_id,
-           kms_id = excluded.kms_id`,
+           kms_id = excluded.kms_id, required_count = excluded.required_count`,
       ),
       setMeta: db.prepare(
         'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
@@ -153,9 +165,13 @@ export class SqliteStore implements Store {
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
       loadPools: db.prepare(
         `SELECT application_id AS applicationId, cmid, first_seen AS firstSeen, last_seen AS lastSeen,
-           workstation, sku_id AS skuId, kms_id AS kmsId FROM pools`,
+           workstation, sku_id AS skuId, kms_id AS kmsId, required_count AS requiredCount FROM pools`,
       ),
       loadMeta: db.prepare('SELECT key, value FROM meta'),
+      setCounter: db.prepare(
+        'INSERT INTO request_counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
+      ),
+      loadCounters: db.prepare('SELECT name, value FROM request_counters'),
       count: db.prepare('SELECT count(*) AS n FROM history'),
     };
 
@@ -167,7 +183,16 @@ export class SqliteStore implements Store {
       if (change.remove) for (const r of change.remove) s.remove.run(r.applicationId, r.cmid);
       if (change.upsert) {
         for (const e of change.upsert) {
-          s.upsert.run(e.applicationId, e.cmid, e.firstSeen, e.lastSeen, e.workstation, e.skuId, e.kmsId);
+          s.upsert.run(
+            e.applicationId,
+            e.cmid,
+            e.firstSeen,
+            e.lastSeen,
+            e.workstation,
+            e.skuId,
+            e.kmsId,
+            e.requiredCount ?? null,
+          );
         }
       }
       if (change.meta) {
@@ -178,6 +203,16 @@ export class SqliteStore implements Store {
           if (this.metaWritten.get(k) === v) continue;
           s.setMeta.run(k, v as string);
           this.metaPending.push(k, v as string);
+        }
+      }
+      if (change.counters) {
+        for (const k of Object.keys(change.counters)) {
+          const v = change.counters[k];
+          checkCounter(k, v);
+          // Like meta: only the counters a request moved are written (the rest of the row set is equal).
+          if (this.countersWritten.get(k) === v) continue;
+          s.setCounter.run(k, v as number);
+          this.countersPending.push([k, v as number]);
         }
       }
     };
@@ -225,6 +260,7 @@ export class SqliteStore implements Store {
     };
     const applyAll = (changes: readonly StoreChange[]): number[] => {
       this.metaPending.length = 0;
+      this.countersPending.length = 0;
       for (const c of changes) applyPoolsAndMeta(c);
       return insertHistory(changes);
     };
@@ -234,11 +270,15 @@ export class SqliteStore implements Store {
     const clearPools = db.prepare('DELETE FROM pools');
     const clearHistory = db.prepare('DELETE FROM history');
     const clearMeta = db.prepare('DELETE FROM meta');
+    const clearCounters = db.prepare('DELETE FROM request_counters');
     this.resetTx = db.transaction((all: boolean) => {
       clearPools.run();
       // With `seq INTEGER PRIMARY KEY` (no AUTOINCREMENT) the next seq is max(seq) + 1, so 1 after this.
       clearHistory.run();
-      if (all) clearMeta.run();
+      if (all) {
+        clearMeta.run();
+        clearCounters.run();
+      }
     });
   }
 
@@ -256,6 +296,8 @@ export class SqliteStore implements Store {
     const p = this.metaPending;
     for (let i = 0; i < p.length; i += 2) this.metaWritten.set(p[i]!, p[i + 1]!);
     p.length = 0;
+    for (const [k, v] of this.countersPending) this.countersWritten.set(k, v);
+    this.countersPending.length = 0;
   }
 
   private assertOpen(): void {
@@ -267,14 +309,22 @@ export class SqliteStore implements Store {
     const read = this.db.transaction(() => ({
       pools: this.stmt.loadPools.all(),
       metaRows: this.stmt.loadMeta.all(),
+      counterRows: this.stmt.loadCounters.all(),
     }));
-    const { pools, metaRows } = read();
+    const { pools: rows, metaRows, counterRows } = read();
+    // Rows from before schema version 4 have no N_policy: leave the field out, as the memory store does.
+    const pools: PoolEntry[] = rows.map(({ requiredCount, ...e }) =>
+      requiredCount === null ? e : { ...e, requiredCount },
+    );
     pools.sort(comparePoolEntries);
     // fromEntries defines own properties, so a key such as `__proto__` survives.
     const meta: Record<string, string> = Object.fromEntries(metaRows.map((r) => [r.key, r.value]));
     this.metaWritten.clear();
     for (const r of metaRows) this.metaWritten.set(r.key, r.value);
-    return { pools, meta };
+    const counters: Record<string, number> = Object.fromEntries(counterRows.map((r) => [r.name, r.value]));
+    this.countersWritten.clear();
+    for (const r of counterRows) this.countersWritten.set(r.name, r.value);
+    return { pools, meta, counters };
   }
 
   commit(change: StoreChange): number {
@@ -287,6 +337,7 @@ export class SqliteStore implements Store {
       return seq;
     } finally {
       this.metaPending.length = 0;
+      this.countersPending.length = 0;
     }
   }
 
@@ -303,6 +354,7 @@ export class SqliteStore implements Store {
       return seqs;
     } finally {
       this.metaPending.length = 0;
+      this.countersPending.length = 0;
     }
   }
 
@@ -351,7 +403,10 @@ export class SqliteStore implements Store {
   reset(opts: { all?: boolean } = {}): void {
     this.assertOpen();
     this.resetTx.immediate(opts.all === true);
-    if (opts.all === true) this.metaWritten.clear();
+    if (opts.all === true) {
+      this.metaWritten.clear();
+      this.countersWritten.clear();
+    }
   }
 
   close(): void {

@@ -9,8 +9,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { openCheckedSqliteStore } from './integrity.js';
 import { openMemoryStore } from './memory.js';
-import { SqliteStore } from './sqlite.js';
 
 /** One CMID in one application's count pool. Times are ms since the Unix epoch. */
 export interface PoolEntry {
@@ -21,6 +21,11 @@ export interface PoolEntry {
   workstation: string;
   skuId: string;
   kmsId: string;
+  /**
+   * N_policy (RequiredClientCount) of the CMID's latest request: the pool's capacity follows the
+   * highest one held (docs/host.md section 3). Absent on rows written before schema version 4.
+   */
+  requiredCount?: number;
 }
 
 /** One row of the append-only activation history: one per request the host answered (or faulted). */
@@ -73,9 +78,17 @@ export interface StoreSnapshot {
   /** Every pool entry, sorted by applicationId then cmid (UTF-16 code-unit order). */
   pools: PoolEntry[];
   meta: Record<string, string>;
+  /**
+   * The host's cumulative counters by name (request_counters): request counts that, unlike the
+   * history, are never pruned and survive `reset()` (see src/host/counters.ts for the names).
+   */
+  counters: Record<string, number>;
 }
 
-/** One request's changes. Applied atomically, in this order: `remove`, then `upsert`, then `meta`, then `history`. */
+/**
+ * One request's changes. Applied atomically, in this order: `remove`, then `upsert`, then `meta` and
+ * `counters`, then `history`.
+ */
 export interface StoreChange {
   /** Full replacement of the entry with the same (applicationId, cmid); the host is authoritative. */
   upsert?: PoolEntry[];
@@ -83,6 +96,8 @@ export interface StoreChange {
   remove?: { applicationId: string; cmid: string }[];
   /** Meta keys to set in the same transaction (e.g. request counters, the manual clock). */
   meta?: Record<string, string>;
+  /** Counter values to set in the same transaction (name → non-negative safe integer). */
+  counters?: Record<string, number>;
   history?: HistoryRecord;
 }
 
@@ -106,7 +121,10 @@ export interface Store {
   getMeta(key: string): string | undefined;
   history(q?: HistoryQuery): HistoryRecord[];
   historyCount(): number;
-  /** Empties pools and history (meta such as ePIDs stays unless `all`). History seq restarts at 1. */
+  /**
+   * Empties pools and history (meta such as ePIDs, and the counters, stay unless `all`). History seq
+   * restarts at 1.
+   */
   reset(opts?: { all?: boolean }): void;
   /** Idempotent. Any other call after `close` throws. */
   close(): void;
@@ -122,16 +140,22 @@ export interface StoreOptions {
   durability?: 'normal' | 'full';
   /**
    * Memory store only: activation history rows kept, the newest (default 10,000; older ones are let
-   * go, the pools are always complete). A SQLite store keeps the whole history in its file.
+   * go, the pools are always complete). A SQLite store's history is bounded by its retention
+   * (src/store/prune.ts, driven by the host runtime).
    */
   historyLimit?: number;
+  /** SQLite only: move a damaged store file aside (renamed, never deleted) and start an empty one. */
+  moveDamaged?: boolean;
+  /** SQLite only: told about what opening did that the operator should know (an empty file initialised). */
+  onWarning?: (message: string) => void;
 }
 
 export { DEFAULT_STORE_PATH } from '../defaults.js';
 
 /**
  * `'memory'` (or `':memory:'`) gives an ephemeral MemoryStore; anything else is a file path (relative
- * to the working directory) for a SqliteStore, whose parent directory is created if missing. A file
+ * to the working directory) for a SqliteStore, whose parent directory is created if missing, checked
+ * before use (src/store/integrity.ts: a damaged file is refused). A file
  * literally named `memory` must be spelled `./memory`.
  */
 export function openStore(spec: 'memory' | string, opts: StoreOptions = {}): Store {
@@ -140,5 +164,5 @@ export function openStore(spec: 'memory' | string, opts: StoreOptions = {}): Sto
     throw new Error('openStore: empty store path (use "memory" for an ephemeral store)');
   const file = path.resolve(spec);
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  return new SqliteStore(file, opts);
+  return openCheckedSqliteStore(file, opts);
 }

@@ -210,7 +210,7 @@ describe('kmslab serve: all or nothing', () => {
       expect(h.start['identity']).toBe(expected);
       expect(h.start['msg']).toMatch(
         expected === 'seed'
-          ? /control API on 127\.0\.0\.1:\d+; identity from the seed 5/
+          ? /control API on 127\.0\.0\.1:\d+ \(dashboard and \/metrics; loopback only; no token\); identity from the seed 5/
           : /identity from the store/,
       );
       process.kill(h.proc.pid!, 'SIGTERM');
@@ -267,18 +267,15 @@ async function startHost(args: string[], command = process.execPath, prefix = [B
   return { proc, start, lines, exited };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Resolves once `pid` is gone (polls; the test's own timeout bounds it). */
-async function gone(pid: number): Promise<void> {
-  while (alive(pid)) await new Promise((r) => setTimeout(r, 50));
+/**
+ * Resolves once every process holding the host's stdout has exited: the host inherits the pipe's write end
+ * (through npm or the shell), and a process's descriptors close when it exits. An event, not a poll; the
+ * test's own timeout bounds it.
+ */
+async function outputClosed(s: Started): Promise<void> {
+  const out = s.proc.stdout!;
+  if (out.closed) return;
+  await new Promise((r) => out.once('close', r));
 }
 
 /** One activation against the host, committed before its answer leaves. */
@@ -319,7 +316,7 @@ describe('kmslab serve: signals and parents', () => {
     const cmid = await activateOnce(port(h));
     process.kill(h.proc.pid!, 'SIGTERM');
     await h.exited;
-    await gone(hostPid);
+    await outputClosed(h);
     expect(h.lines.some((l) => String(l['msg']).startsWith('shutting down'))).toBe(true);
     expect(storedCmids(store)).toContain(cmid);
   });
@@ -336,7 +333,7 @@ describe('kmslab serve: signals and parents', () => {
     expect(hostPid).not.toBe(h.proc.pid);
     const cmid = await activateOnce(port(h));
     process.kill(h.proc.pid!, 'SIGKILL'); // the shell goes; the host is re-parented
-    await gone(hostPid);
+    await outputClosed(h);
     expect(h.lines.some((l) => l['signal'] === 'parent exited')).toBe(true);
     expect(storedCmids(store)).toContain(cmid);
   });
@@ -346,7 +343,15 @@ describe('kmslab serve: signals and parents', () => {
     const raw: string[] = [];
     h.proc.stdout!.on('data', (d: string) => raw.push(d));
     await activateOnce(port(h)).catch(() => undefined); // manual clock: S_OK or not, the line is what counts
-    while (!raw.join('').includes('activation request')) await new Promise((r) => setTimeout(r, 20));
+    if (!raw.join('').includes('activation request'))
+      await new Promise<void>((r) => {
+        const seen = () => {
+          if (!raw.join('').includes('activation request')) return;
+          h.proc.stdout!.off('data', seen);
+          r();
+        };
+        h.proc.stdout!.on('data', seen);
+      });
     const line = raw
       .join('')
       .split('\n')

@@ -156,6 +156,12 @@ describe('dashboard in headless Chromium', () => {
     await activateAs('Windows 10/11 Enterprise', 'PC-004', 'pc4');
     await waitForCount(WINDOWS, '6');
     await poll(() => log.locator('li').count()).toBe(7);
+    // The cumulative request counters, slmgr /dlv's labels and WMI's values.
+    const counters = page.getByRole('region', { name: 'Cumulative requests received from clients' });
+    await poll(() => counters.locator('[data-wmi="KeyManagementServiceTotalRequests"]').textContent()).toBe(
+      '7',
+    );
+    expect(await counters.textContent()).toContain('Total requests received');
 
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     expect(statSync(SCREENSHOT).size).toBeGreaterThan(10_000);
@@ -178,6 +184,8 @@ describe('dashboard in headless Chromium', () => {
     await page.getByRole('button', { name: 'Reset pools and history' }).click();
     await poll(() => log.locator('li').count()).toBe(0);
     expect(rt.store.historyCount()).toBe(0);
+    // Reset keeps the cumulative counters, as a genuine host does.
+    expect(await counters.locator('[data-wmi="KeyManagementServiceTotalRequests"]').textContent()).toBe('7');
     expect(errors).toEqual([]);
   });
 

@@ -317,7 +317,7 @@ describe('control API', () => {
     const epids = (await api(rt, 'GET', '/status')).json.epids;
     const r = await api(rt, 'POST', '/reset');
     expect(r.status).toBe(200);
-    expect(r.json).toEqual({ ok: true });
+    expect(r.json).toEqual({ ok: true, requestCountersReset: false });
     expect(await windowsCount(rt)).toBe(0);
     expect((await api(rt, 'GET', '/history')).json.records).toEqual([]);
     expect((await api(rt, 'GET', '/clients')).json.clients).toEqual([]);

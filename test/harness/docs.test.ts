@@ -2,11 +2,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 /**
- * docs/harness.md, docs/client.md and docs/vitest.md include every .ts file under test/examples/ verbatim:
- * they cannot drift apart.
+ * docs/harness.md, docs/client.md, docs/vitest.md and docs/testing.md include every .ts file under
+ * test/examples/ verbatim: they cannot drift apart.
  */
 describe('docs examples', () => {
-  const doc = ['docs/harness.md', 'docs/client.md', 'docs/vitest.md']
+  const doc = ['docs/harness.md', 'docs/client.md', 'docs/vitest.md', 'docs/testing.md']
     .map((f) => readFileSync(f, 'utf8'))
     .join('\n');
   const blocks = [...doc.matchAll(/<!-- example: (\S+) -->\n```ts\n([\s\S]*?)\n```/g)].map((m) => ({

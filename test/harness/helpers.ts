@@ -23,8 +23,9 @@ export async function control(
 ): Promise<{ status: number; json: any }> {
   const res = await fetch(`${host.controlUrl}${path}`, {
     method,
-    ...(body !== undefined
-      ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }
+    // Every mutation needs a JSON body (the control API refuses any other content type).
+    ...(body !== undefined || (method !== 'GET' && method !== 'HEAD')
+      ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body ?? {}) }
       : {}),
   });
   return { status: res.status, json: await res.json() };

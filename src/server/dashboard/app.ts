@@ -85,26 +85,57 @@ export const DASHBOARD_JS = String.raw`(function () {
 
   function plural(n, one, many) { return n + ' ' + (n === 1 ? one : many); }
 
+  // The control token (--control-token): from ?token= once (then dropped from the address bar, so it
+  // is not left in the history or a bookmark), kept in this tab's sessionStorage, sent as a header.
+  // No cookie: a cookie would ride along on requests other pages make to this host.
+  var TOKEN_KEY = 'kmslab-control-token';
+  var token = takeToken();
+
+  function takeToken() {
+    var params = new URLSearchParams(location.search);
+    var t = params.get('token');
+    if (t) {
+      try { sessionStorage.setItem(TOKEN_KEY, t); } catch (e) { /* storage off: keep it in memory */ }
+      params.delete('token');
+      var q = params.toString();
+      history.replaceState(null, '', location.pathname + (q ? '?' + q : '') + location.hash);
+      return t;
+    }
+    try { return sessionStorage.getItem(TOKEN_KEY); } catch (e) { return null; }
+  }
+
+  function headers(extra) {
+    var h = extra || {};
+    if (token) h.authorization = 'Bearer ' + token;
+    return h;
+  }
+
+  function httpError(path, r, text) {
+    var e = new Error(path + ': HTTP ' + r.status + (text ? ' ' + text : ''));
+    e.status = r.status;
+    return e;
+  }
+
   function getJson(path) {
-    return fetch(path, { cache: 'no-store' }).then(function (r) {
-      if (!r.ok) return r.text().then(function (t) { throw new Error(path + ': HTTP ' + r.status + ' ' + t); });
+    return fetch(path, { cache: 'no-store', headers: headers() }).then(function (r) {
+      if (!r.ok) return r.text().then(function (t) { throw httpError(path, r, t); });
       return r.json();
     });
   }
 
   function postJson(path, body) {
-    return fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    return fetch(path, { method: 'POST', headers: headers({ 'content-type': 'application/json' }), body: JSON.stringify(body) })
       .then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (j) {
-          if (!r.ok) throw new Error(j && j.error ? j.error : 'HTTP ' + r.status);
+          if (!r.ok) throw httpError(path, r, j && j.error ? j.error : '');
           return j;
         });
       });
   }
 
   function getNdjson(path) {
-    return fetch(path, { cache: 'no-store' }).then(function (r) {
-      if (!r.ok) throw new Error(path + ': HTTP ' + r.status);
+    return fetch(path, { cache: 'no-store', headers: headers() }).then(function (r) {
+      if (!r.ok) throw httpError(path, r, '');
       return r.text();
     }).then(function (text) {
       return text.split('\n').filter(function (l) { return l.trim() !== ''; }).map(function (l) { return JSON.parse(l); });
@@ -206,9 +237,36 @@ export const DASHBOARD_JS = String.raw`(function () {
     byId('clock-kind').textContent = s.clock === 'manual' ? 'manual (virtual time)' : 'system';
     byId('requests-total').textContent = String(s.requests.total);
     byId('hwid').textContent = s.hwid;
+    renderCounters(s.wmi);
     var manual = s.clock === 'manual';
     document.querySelectorAll('[data-advance]').forEach(function (b) { b.disabled = !manual; });
     byId('clock-note').hidden = manual;
+  }
+
+  // slmgr /dlv's labels for the SoftwareLicensingService counters, in its order.
+  var COUNTER_LABELS = [
+    ['KeyManagementServiceTotalRequests', 'Total requests received'],
+    ['KeyManagementServiceFailedRequests', 'Failed requests received'],
+    ['KeyManagementServiceUnlicensedRequests', 'License Status Unlicensed'],
+    ['KeyManagementServiceLicensedRequests', 'License Status Licensed'],
+    ['KeyManagementServiceOOBGraceRequests', 'License Status Initial grace period'],
+    ['KeyManagementServiceOOTGraceRequests', 'License Status License expired or Hardware out of tolerance'],
+    ['KeyManagementServiceNonGenuineGraceRequests', 'License Status Non-genuine grace period'],
+    ['KeyManagementServiceNotificationRequests', 'License Status Notification']
+  ];
+
+  function renderCounters(wmi) {
+    var dl = byId('request-counters');
+    if (!wmi || !dl) return;
+    if (dl.children.length === 0) {
+      COUNTER_LABELS.forEach(function (c) {
+        dl.appendChild(el('div', {}, [el('dt', { text: c[1] }), el('dd', { 'data-wmi': c[0], title: c[0], text: '…' })]));
+      });
+    }
+    COUNTER_LABELS.forEach(function (c) {
+      var dd = dl.querySelector('[data-wmi="' + c[0] + '"]');
+      if (dd) dd.textContent = String(wmi[c[0]]);
+    });
   }
 
   function ensurePool(p, index) {
@@ -431,6 +489,7 @@ export const DASHBOARD_JS = String.raw`(function () {
       render();
       byId('connection').textContent = '';
     } catch (e) {
+      if (e && e.status === 401) showLogin(token ? 'That token was refused.' : '');
       byId('connection').textContent = 'Cannot read the host: ' + (e && e.message ? e.message : String(e));
     } finally {
       state.refreshing = false;
@@ -458,7 +517,23 @@ export const DASHBOARD_JS = String.raw`(function () {
     }
   }
 
+  function showLogin(why) {
+    var form = byId('login');
+    byId('login-why').textContent = why;
+    if (!form.hidden) return;
+    form.hidden = false;
+    byId('token').focus();
+  }
+
   function start() {
+    byId('login').addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      token = byId('token').value.trim();
+      try { sessionStorage.setItem(TOKEN_KEY, token); } catch (e) { /* memory only */ }
+      byId('token').value = '';
+      byId('login').hidden = true;
+      refresh();
+    });
     document.querySelectorAll('[data-advance]').forEach(function (b) {
       b.addEventListener('click', function () {
         var parts = b.getAttribute('data-advance').split(':');

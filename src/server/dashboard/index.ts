@@ -22,6 +22,17 @@ export const DASHBOARD_PATHS = {
   catalog: '/dashboard/catalog.json',
 } as const;
 
+/** What the page needs before it has a token (no data in any of them): served without one. */
+export const DASHBOARD_PUBLIC_PATHS: ReadonlySet<string> = new Set([
+  '/',
+  '/index.html',
+  '/dashboard',
+  '/dashboard/',
+  DASHBOARD_PATHS.script,
+  DASHBOARD_PATHS.styles,
+  DASHBOARD_PATHS.catalog,
+]);
+
 const SECURITY_HEADERS = {
   'content-security-policy':
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",

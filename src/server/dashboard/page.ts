@@ -20,6 +20,12 @@ export const DASHBOARD_HTML = `<!doctype html>
     <div><dt>Hardware id</dt><dd id="hwid">…</dd></div>
   </dl>
   <p id="connection" class="connection" role="alert"></p>
+  <form id="login" class="login" hidden>
+    <label for="token">This host's control API needs its token (<code>--control-token</code>):</label>
+    <input id="token" name="token" type="password" autocomplete="current-password" required>
+    <button type="submit">Sign in</button>
+    <span id="login-why" class="note"></span>
+  </form>
 </header>
 <main>
   <section class="controls" aria-labelledby="controls-heading">
@@ -37,6 +43,11 @@ export const DASHBOARD_HTML = `<!doctype html>
     <p id="action-status" class="action-status" role="status" aria-live="polite"></p>
   </section>
   <div id="pools" class="pools" tabindex="-1"></div>
+  <section class="counters" aria-labelledby="counters-heading">
+    <h2 id="counters-heading">Cumulative requests received from clients</h2>
+    <p class="note">What <code>slmgr /dlv</code> prints on a genuine host (WMI SoftwareLicensingService); kept in the store, they survive restarts and pool resets.</p>
+    <dl id="request-counters" class="facts"></dl>
+  </section>
   <section class="events" aria-labelledby="events-heading">
     <h2 id="events-heading">Live events</h2>
     <p class="note">Each activation request the host answered, newest first (at most 100 shown).</p>

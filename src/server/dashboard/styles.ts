@@ -21,6 +21,8 @@ h2 { font-size: 1.2rem; margin: 0 0 .5rem; }
 .facts dd { margin: 0; font-weight: 600; font-variant-numeric: tabular-nums; }
 .connection:empty { display: none; }
 .connection { color: var(--bad); font-weight: 600; margin: .5rem 0 0; }
+.login { margin: .5rem 0 0; display: flex; gap: .5rem; align-items: center; flex-wrap: wrap; }
+.login[hidden] { display: none; }
 main { padding: 1rem 1.5rem; display: grid; gap: 1.25rem; max-width: 1200px; }
 .controls { display: flex; flex-wrap: wrap; align-items: center; gap: .5rem 1.5rem; }
 .controls h2 { flex-basis: 100%; }

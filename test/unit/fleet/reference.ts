@@ -1,7 +1,8 @@
 /**
  * A straightforward model of the same fleet schedule, written without the simulator's machinery: no
  * heap (a linear scan for the next contact), no crypto, no host (a plain map per pool with the 30-day
- * expiry and the least-recently-seen eviction of spec f.2/f.3). The fleet's timeline must equal it.
+ * expiry, the capacity of twice the highest RequiredClientCount held, within [10, cacheSize], and the
+ * least-recently-seen eviction of spec f.2/f.3). The fleet's timeline must equal it.
  */
 import { defaultCatalog } from '../../../src/catalog/products.js';
 import type { FleetPlan, MachineKind, PerKind, TimelineRow } from '../../../src/client/fleet.js';
@@ -19,9 +20,13 @@ export function referenceTimeline(plan: FleetPlan, activationMin = 120, renewalM
     if (plan.machines.some((m) => m.kind === k))
       poolNames.set(plan.products[k].applicationId, plan.products[k].pool);
   }
-  const pools = new Map<string, Map<string, number>>(); // appId -> cmid -> lastSeen
+  const pools = new Map<string, Map<string, { seen: number; required: number }>>(); // appId -> cmid -> …
   for (const app of catalog.applications) pools.set(app.id, new Map());
-  const capacity = (appId: string) => catalog.application(appId)!.cacheSize;
+  const capacity = (appId: string, pool: Map<string, { required: number }>) => {
+    let high = 0;
+    for (const e of pool.values()) high = Math.max(high, e.required);
+    return Math.min(catalog.application(appId)!.cacheSize, Math.max(10, 2 * high));
+  };
 
   const ms = plan.machines.map((s) => ({ s, next: s.arrive, activatedUntil: 0, ever: false }));
   const rows: TimelineRow[] = [];
@@ -43,13 +48,16 @@ export function referenceTimeline(plan: FleetPlan, activationMin = 120, renewalM
       const now = m.next;
       const product = plan.products[m.s.kind];
       const pool = pools.get(product.applicationId)!;
-      for (const [cmid, seen] of [...pool]) if (seen < now - RETENTION) pool.delete(cmid);
-      if (!pool.has(m.s.cmid) && pool.size >= capacity(product.applicationId)) {
+      for (const [cmid, e] of [...pool]) if (e.seen < now - RETENTION) pool.delete(cmid);
+      pool.set(m.s.cmid, { seen: now, required: product.requiredCount });
+      // The requester is counted (and its N_policy lifts the capacity) before anyone is evicted.
+      while (pool.size > capacity(product.applicationId, pool)) {
         let oldest: string | null = null;
-        for (const [cmid, seen] of pool) if (oldest === null || seen < pool.get(oldest)!) oldest = cmid;
+        for (const [cmid, e] of pool) {
+          if (cmid !== m.s.cmid && (oldest === null || e.seen < pool.get(oldest)!.seen)) oldest = cmid;
+        }
         pool.delete(oldest!);
       }
-      pool.set(m.s.cmid, now);
       const count = pool.size;
       row.requests++;
       if (count >= product.requiredCount) {
@@ -78,7 +86,7 @@ export function referenceTimeline(plan: FleetPlan, activationMin = 120, renewalM
     const counts: Record<string, number> = {};
     for (const [appId, name] of poolNames) {
       let n = 0;
-      for (const seen of pools.get(appId)!.values()) if (seen >= dayEnd - RETENTION) n++;
+      for (const e of pools.get(appId)!.values()) if (e.seen >= dayEnd - RETENTION) n++;
       counts[name] = n;
     }
     rows.push({

@@ -70,7 +70,15 @@ describe('CountPool (spec f.2, f.3)', () => {
     b.touch(id(9), T0, info); // ... both last seen at T0
     expect(b.touch(id(7), T0, info).evicted.map((c) => c.cmid)).toEqual([id(9)]);
 
-    const x: PoolClient = { cmid: id(1), firstSeen: 1, lastSeen: 2, ...info, skuId: 's', kmsId: 'k' };
+    const x: PoolClient = {
+      cmid: id(1),
+      firstSeen: 1,
+      lastSeen: 2,
+      ...info,
+      skuId: 's',
+      kmsId: 'k',
+      requiredCount: 0,
+    };
     expect(compareClients(x, { ...x, lastSeen: 3 })).toBeLessThan(0);
     expect(compareClients(x, { ...x, firstSeen: 0 })).toBeGreaterThan(0);
     expect(compareClients(x, { ...x, cmid: id(2) })).toBeLessThan(0);
@@ -114,7 +122,12 @@ describe('CountPool (spec f.2, f.3)', () => {
   it('records the latest workstation / SKU / KMS id but keeps firstSeen', () => {
     const p = new CountPool(APP, 10);
     p.touch(id(1), T0, info);
-    const r = p.touch(id(1), T0 + DAY, { workstation: 'renamed', skuId: 'sku2', kmsId: 'kms2' });
+    const r = p.touch(id(1), T0 + DAY, {
+      workstation: 'renamed',
+      skuId: 'sku2',
+      kmsId: 'kms2',
+      requiredCount: 5,
+    });
     expect(r.client).toEqual({
       cmid: id(1),
       firstSeen: T0,
@@ -122,6 +135,7 @@ describe('CountPool (spec f.2, f.3)', () => {
       workstation: 'renamed',
       skuId: 'sku2',
       kmsId: 'kms2',
+      requiredCount: 5,
     });
   });
 

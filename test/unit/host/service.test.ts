@@ -124,7 +124,8 @@ describe('KmsService.handleCall', () => {
     for (let i = 0; i < 5; i++) call(svc, requestBody(r, { product: 'server2019' }, T0));
     const st = svc.status();
     const win = st.pools.find((p) => p.name === 'Windows')!;
-    expect(win).toMatchObject({ count: 5, capacity: 50 });
+    // Only Windows Server machines (N_policy 5) are cached: the capacity in force is 2 × 5 (spec f.2).
+    expect(win).toMatchObject({ count: 5, capacity: 10, minCapacity: 10, maxCapacity: 50 });
     expect(win.thresholds).toEqual([
       { requiredCount: 5, met: true },
       { requiredCount: 25, met: false },

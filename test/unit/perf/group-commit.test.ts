@@ -65,7 +65,11 @@ describe('KmsService commit groups', () => {
     expect(events.map((e) => e.seq)).toEqual([1, 2]);
     expect(events.map((e) => e.cmid)).toEqual([a.event!.cmid, b.event!.cmid]);
     expect(g.failure(0)).toBeNull();
-    expect(JSON.parse(svc.store.getMeta('requestTotals')!)).toEqual(svc.state.totals);
+    // The counters and decision totals ride on the group's transaction.
+    expect(svc.store.load().counters).toMatchObject({
+      'requests.total': 2,
+      'decisions.count-insufficient': 2,
+    });
     expect(svc.store.getMeta('manualClock')).toBe(String(T0));
     svc.commitGroup(g); // idempotent
     expect(svc.store.historyCount()).toBe(2);

@@ -242,7 +242,15 @@ describe('metrics', () => {
 
   it('answers 405 to other methods on /metrics and leaves other paths to the control API', async () => {
     const lab = await startLab();
-    expect((await fetch(`${lab.base}/metrics`, { method: 'POST' })).status).toBe(405);
+    expect(
+      (
+        await fetch(`${lab.base}/metrics`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{}',
+        })
+      ).status,
+    ).toBe(405);
     expect((await fetch(`${lab.base}/status`)).status).toBe(200);
     expect((await fetch(`${lab.base}/nothing-here`)).status).toBe(404);
   });

@@ -22,7 +22,7 @@ describe.each(['memory', 'sqlite'] as const)('%s store', (kind) => {
   });
 
   it('starts empty', () => {
-    expect(store.load()).toEqual({ pools: [], meta: {} });
+    expect(store.load()).toEqual({ pools: [], meta: {}, counters: {} });
     expect(store.history()).toEqual([]);
     expect(store.historyCount()).toBe(0);
   });
@@ -129,7 +129,33 @@ describe.each(['memory', 'sqlite'] as const)('%s store', (kind) => {
         }),
       ).toThrow(TypeError);
       expect(() => store.setMeta('n', 5 as unknown as string)).toThrow(TypeError);
-      expect(store.load()).toEqual({ pools: [entry(1)], meta: {} });
+      expect(store.load()).toEqual({ pools: [entry(1)], meta: {}, counters: {} });
+      expect(store.historyCount()).toBe(0);
+    });
+
+    it('sets counters in the same commit; a later commit replaces only the values it names', () => {
+      store.commit({ counters: { 'requests.total': 2, 'requests.failed': 1 }, history: record(1) });
+      store.commit({ counters: { 'requests.total': 3, 'requests.licensed': 1 }, history: record(2) });
+      store.commit({ counters: { 'requests.total': 3 } });
+      expect(store.load().counters).toEqual({
+        'requests.total': 3,
+        'requests.failed': 1,
+        'requests.licensed': 1,
+      });
+    });
+
+    it('rejects a counter that is not a non-negative safe integer, leaving the whole commit unapplied', () => {
+      store.commit({ counters: { 'requests.total': 1 } });
+      for (const bad of [-1, 1.5, Number.NaN, 2 ** 53, '3' as unknown as number]) {
+        expect(() =>
+          store.commit({
+            upsert: [entry(2)],
+            counters: { 'requests.total': 2, 'requests.failed': bad },
+            history: record(1),
+          }),
+        ).toThrow(/counter requests.failed/);
+      }
+      expect(store.load()).toEqual({ pools: [], meta: {}, counters: { 'requests.total': 1 } });
       expect(store.historyCount()).toBe(0);
     });
 
@@ -265,21 +291,21 @@ describe.each(['memory', 'sqlite'] as const)('%s store', (kind) => {
   describe('reset', () => {
     beforeEach(() => {
       store.setMeta('epid', 'E');
-      store.commit({ upsert: [entry(1), entry(2)], history: record(1) });
+      store.commit({ upsert: [entry(1), entry(2)], history: record(1), counters: { 'requests.total': 1 } });
       store.commit({ history: record(2) });
     });
 
-    it('empties pools and history, keeps meta, restarts seq', () => {
+    it('empties pools and history, keeps meta and counters, restarts seq', () => {
       store.reset();
-      expect(store.load()).toEqual({ pools: [], meta: { epid: 'E' } });
+      expect(store.load()).toEqual({ pools: [], meta: { epid: 'E' }, counters: { 'requests.total': 1 } });
       expect(store.historyCount()).toBe(0);
       expect(store.history()).toEqual([]);
       expect(store.commit({ history: record(3) })).toBe(1);
     });
 
-    it('with all, also empties meta', () => {
+    it('with all, also empties meta and counters', () => {
       store.reset({ all: true });
-      expect(store.load()).toEqual({ pools: [], meta: {} });
+      expect(store.load()).toEqual({ pools: [], meta: {}, counters: {} });
       expect(store.getMeta('epid')).toBeUndefined();
     });
   });

@@ -1,4 +1,5 @@
 /** Schema versioning: the migration path, and files we must refuse. */
+import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -36,7 +37,7 @@ const schema = (db: Database.Database) =>
 function buildV1(): void {
   const db = raw();
   db.pragma('journal_mode = WAL');
-  db.exec(MIGRATIONS[0]!.sql);
+  db.exec(MIGRATIONS[0]!.sql as string);
   db.pragma('user_version = 1');
   db.pragma(`application_id = ${APPLICATION_ID}`);
   db.prepare(
@@ -49,6 +50,10 @@ function buildV1(): void {
      VALUES (5000, 7, '192.0.2.1:50000', ?, '', 'app', 'sku', 'kms', 25, 26, 1, 0, 6, 'ndr64', 'WS-1', 'EPID', 2, 1)`,
   ).run(cmid(1));
   db.prepare("INSERT INTO meta (key, value) VALUES ('epid.app', 'EPID')").run();
+  // The decision totals as kmslab kept them in meta before schema version 5.
+  db.prepare(
+    `INSERT INTO meta (key, value) VALUES ('requestTotals', '{"requests":1,"byResult":{"activated":1}}')`,
+  ).run();
   expect(columns(db, 'history')).not.toContain('fault');
   db.close();
 }
@@ -84,6 +89,9 @@ describe('migrations', () => {
         },
       ],
       meta: { 'epid.app': 'EPID' },
+      // Seeded from the history the file held: one decoded request, LicenseStatus 2 (OOB grace).
+      // requestTotals moved from meta to the counters.
+      counters: { 'requests.total': 1, 'requests.oobGrace': 1, 'decisions.activated': 1 },
     });
     expect(s.history()).toStrictEqual([
       {
@@ -115,6 +123,28 @@ describe('migrations', () => {
     expect(schema(s.db)).toEqual(schema(fresh.db));
     fresh.close();
     s.close();
+  });
+
+  it('a version-3 file of either lineage reaches the same schema (index dropped, required_count added)', () => {
+    // main's version 3 dropped history_cmid; a development build of issue 15 numbered
+    // pools.required_count 3 instead (index kept). Both must end as a fresh file.
+    const fresh = openStore(path.join(dir, 'fresh.sqlite')) as SqliteStore;
+    for (const lineage of ['index-dropped', 'required-count'] as const) {
+      buildV1();
+      const db = raw();
+      migrate(db, 2);
+      if (lineage === 'index-dropped') db.exec('DROP INDEX history_cmid');
+      else db.exec('ALTER TABLE pools ADD COLUMN required_count INTEGER');
+      db.pragma('user_version = 3');
+      db.close();
+      const s = openStore(file) as SqliteStore;
+      expect(version(s.db)).toBe(SCHEMA_VERSION);
+      expect(schema(s.db)).toEqual(schema(fresh.db));
+      expect(s.load().pools.map((e) => e.cmid)).toEqual([cmid(1)]);
+      s.close();
+      for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true });
+    }
+    fresh.close();
   });
 
   it('migrate() can stop at an intermediate version and continue later', () => {
