@@ -17,7 +17,7 @@ import { CONTEXT_RESULT, NCA_STATUS, NULL_SYNTAX, PROVIDER_REASON, PTYPE } from 
 import { encodePdu } from '../rpc/encode.js';
 import { type BindAckPdu, makeBindNak } from '../rpc/pdu.js';
 import type { BindFault, Delivery } from './fault-seam.js';
-import type { ServerLimits } from './tcp.js';
+import type { ServerLimits } from './limits.js';
 
 /** Why a connection ended. */
 export type CloseReason =
