@@ -125,7 +125,10 @@ const MAX_FAULT_DELAY_MS = 10 * 60_000;
 /** `ms` are real milliseconds (the server's edge clock), not host-clock time. */
 const delayMs = intIn(0, MAX_FAULT_DELAY_MS, `whole milliseconds 0..${MAX_FAULT_DELAY_MS}`);
 
-/** Every action, in the order error messages list them. */
+/**
+ * Every action, in the order error messages list them. An optional field given as null takes its
+ * default, as rule files always could.
+ */
 const FAULT_ACTIONS = [
   defineAction({
     type: 'hresult',
@@ -182,7 +185,10 @@ const FAULT_ACTIONS = [
     description:
       "corrupt the answer: the V4 MAC / V5 hash / V6 HMAC ('mac', 'hmac'), or the ciphertext (V4: its MAC)",
     fields: {
-      what: z.enum(['mac', 'hmac', 'ciphertext'], wanted('"mac", "hmac" or "ciphertext"')).default('mac'),
+      what: z
+        .enum(['mac', 'hmac', 'ciphertext'], wanted('"mac", "hmac" or "ciphertext"'))
+        .nullish()
+        .transform((v) => v ?? 'mac'),
     },
     detail: (a) => a.what,
     apply: (a, s) => {
@@ -254,9 +260,9 @@ const FAULT_ACTIONS = [
     description:
       'refuse the bind with a bind_nak (p_reject_reason, default 0 reason_not_specified), then close',
     fields: {
-      reason: intIn(0, 0xffff, 'a p_reject_reason 0..65535 (e.g. 1 temporary_congestion)').default(
-        BIND_NAK_REASON.NOT_SPECIFIED,
-      ),
+      reason: intIn(0, 0xffff, 'a p_reject_reason 0..65535 (e.g. 1 temporary_congestion)')
+        .nullish()
+        .transform((v) => v ?? BIND_NAK_REASON.NOT_SPECIFIED),
     },
     detail: (a) => `reason ${a.reason}`,
     apply: (a, b) => {

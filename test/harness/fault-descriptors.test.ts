@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { FaultEngine, type FaultRule, faultActions } from '../../src/harness/faults.js';
+import { FaultEngine, type FaultRule, faultActions, parseFaultRules } from '../../src/harness/faults.js';
 import { ManualClock } from '../../src/host/clock.js';
 import type { CallInfo } from '../../src/host/service.js';
 import type { KmsRequestBody } from '../../src/kms/messages.js';
@@ -80,6 +80,39 @@ describe('fault action descriptors', () => {
       expect(name).toBe('r');
       expect(Object.keys(delivery).length > 0, a.type).toBe(a.point === 'delivery');
     }
+  });
+
+  it('the rule format is what it was: defaults filled in, HRESULTs as numbers, and a normalised rule parses to itself', () => {
+    const rules = parseFaultRules(SAMPLES.map((action) => ({ action })));
+    // The actions that existed before the descriptors, normalised as they always were.
+    const pinned = [
+      { type: 'hresult', hresult: 0xc004f039 },
+      { type: 'count', count: 3 },
+      { type: 'rpc-fault', status: 0x1c01000b },
+      { type: 'tamper', what: 'mac' },
+      { type: 'wrong-cmid' },
+      { type: 'wrong-time' },
+      { type: 'delay-response', ms: 5 },
+      { type: 'close-mid-response' },
+      { type: 'delay-bind', ms: 5 },
+      { type: 'close-after-bind' },
+      { type: 'bind-nak', reason: 0 },
+      { type: 'reject-contexts' },
+      { type: 'refuse-connection' },
+    ];
+    for (const want of pinned) expect(rules.find((r) => r.action.type === want.type)?.action).toEqual(want);
+    expect(rules.map((r) => r.name)).toEqual(SAMPLES.map((a, i) => `${a.type}#${i}`));
+    // What GET /faults returns can be POSTed back unchanged.
+    expect(parseFaultRules(rules)).toEqual(rules);
+    // An optional field given as null takes its default, as it always did.
+    const nulls = parseFaultRules([
+      { action: { type: 'tamper', what: null } },
+      { action: { type: 'bind-nak', reason: null } },
+    ] as unknown as FaultRule[]);
+    expect(nulls.map((r) => r.action)).toEqual([
+      { type: 'tamper', what: 'mac' },
+      { type: 'bind-nak', reason: 0 },
+    ]);
   });
 
   it('an engine without rules decides nothing and reports nothing (a cheap seam)', () => {
