@@ -7,6 +7,7 @@ import {
   StoreClosedError,
 } from './common.js';
 import type {
+  HistoryInput,
   HistoryQuery,
   HistoryRecord,
   PoolEntry,
@@ -16,7 +17,7 @@ import type {
   StoreSnapshot,
 } from './store.js';
 
-function copyRecord(r: HistoryRecord, seq: number): HistoryRecord {
+function copyRecord(r: HistoryInput, seq: number): HistoryRecord {
   const out: HistoryRecord = {
     seq,
     time: r.time,
