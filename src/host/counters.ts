@@ -86,11 +86,27 @@ export interface Totals {
   byResult: Record<string, number>;
 }
 
+/** Row names of the request counters, in NAMES order (made once: counterRows runs on every commit). */
+const REQUEST_ROWS = NAMES.map((k) => REQUESTS_PREFIX + k);
+/** Row names of the decisions seen so far (a handful: activated, count-insufficient, refused). */
+const DECISION_ROWS = new Map<string, string>();
+
+function decisionRow(decision: string): string {
+  let row = DECISION_ROWS.get(decision);
+  if (row === undefined) {
+    row = DECISIONS_PREFIX + decision;
+    // Decisions are the host's own few names; the bound only keeps a misuse from growing the map.
+    if (DECISION_ROWS.size < 64) DECISION_ROWS.set(decision, row);
+  }
+  return row;
+}
+
 /** The rows to store for the current counters and decision totals. */
 export function counterRows(c: RequestCounters, totals: Totals): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const k of NAMES) out[REQUESTS_PREFIX + k] = c[k];
-  for (const [k, v] of Object.entries(totals.byResult)) out[DECISIONS_PREFIX + k] = v;
+  for (let i = 0; i < NAMES.length; i++) out[REQUEST_ROWS[i]!] = c[NAMES[i]!];
+  const byResult = totals.byResult;
+  for (const k in byResult) if (Object.hasOwn(byResult, k)) out[decisionRow(k)] = byResult[k]!;
   return out;
 }
 

@@ -140,19 +140,30 @@ export function poolFor(state: HostState, applicationId: Guid): CountPool {
 
 // The reason of an answered request depends on three small numbers only: keep the strings made so
 // far (bounded), so a busy host does not build the same sentence for every request.
-const REASONS = new Map<string, string>();
+const REASONS = new Map<number, string>();
 const MAX_REASONS = 4096;
+/** The activation interval the kept reasons were made with (the key leaves it out). */
+let reasonsInterval = -1;
 
 function countReason(count: number, required: number, activationInterval: number): string {
-  const key = `${count}/${required}/${activationInterval}`;
-  let r = REASONS.get(key);
+  // A number key (no key string per request): count and required fit 16 bits in every answer the
+  // host builds itself; anything larger is built without being kept.
+  if (activationInterval !== reasonsInterval) {
+    REASONS.clear();
+    reasonsInterval = activationInterval;
+  }
+  const small = (count & 0xffff) === count && (required & 0xffff) === required;
+  const key = count * 0x10000 + required;
+  let r = small ? REASONS.get(key) : undefined;
   if (r === undefined) {
     r =
       count >= required
         ? `count ${count} ≥ required ${required}`
         : `count ${count} < required ${required}: the client reports 0xC004F038 and retries in ${activationInterval} min`;
-    if (REASONS.size >= MAX_REASONS) REASONS.clear();
-    REASONS.set(key, r);
+    if (small) {
+      if (REASONS.size >= MAX_REASONS) REASONS.clear();
+      REASONS.set(key, r);
+    }
   }
   return r;
 }
@@ -202,7 +213,18 @@ export function handle(
     });
     for (const c of t.expired) change.remove.push({ applicationId: pool.applicationId, cmid: c.cmid });
     for (const c of t.evicted) change.remove.push({ applicationId: pool.applicationId, cmid: c.cmid });
-    change.upsert.push({ ...t.client, applicationId: pool.applicationId });
+    const c = t.client;
+    // A literal, not a spread: one object of a fixed shape per request.
+    change.upsert.push({
+      applicationId: pool.applicationId,
+      cmid: c.cmid,
+      firstSeen: c.firstSeen,
+      lastSeen: c.lastSeen,
+      workstation: c.workstation,
+      skuId: c.skuId,
+      kmsId: c.kmsId,
+      requiredCount: c.requiredCount,
+    });
     // The pool's strings for this CMID and name (equal values): records made from this request share them.
     cmid = t.client.cmid;
     workstation = t.client.workstation;

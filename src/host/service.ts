@@ -3,7 +3,7 @@ import { decodeRequest, encodeResponseStub } from '../kms/envelope.js';
 import { HResult } from '../kms/hresult.js';
 import type { KmsRequestBody, KmsVersion, NdrSyntax } from '../kms/messages.js';
 import { unwrapRequestStub, wrapErrorStub } from '../kms/stub.js';
-import type { HistoryRecord, Store, StoreChange } from '../store/store.js';
+import type { Store, StoreChange } from '../store/store.js';
 import { isProtocolError, type ProtocolError } from '../wire/errors.js';
 import type { Guid } from '../wire/guid.js';
 import type { Clock } from './clock.js';
@@ -80,6 +80,9 @@ export interface KmsServiceOptions {
 }
 
 const META_IDENTITY = 'identity';
+/** decodeRequest's options, made once (not an object per call). */
+const LENIENT = Object.freeze({ lenient: true });
+const STRICT = Object.freeze({ lenient: false });
 
 /**
  * Calls whose store changes are committed together (group commit): pass the group to handleCall,
@@ -311,7 +314,7 @@ export class KmsService {
     }
     let decoded: ReturnType<typeof decodeRequest>;
     try {
-      decoded = decodeRequest(message, { lenient: this.state.policy.lenient });
+      decoded = decodeRequest(message, this.state.policy.lenient ? LENIENT : STRICT);
     } catch (e) {
       if (!isProtocolError(e)) throw e;
       this.countUndecoded(staging);
@@ -329,27 +332,9 @@ export class KmsService {
     };
     const shaping = shaper === undefined ? null : shaper(decoded.body, meta);
     const result = handle(this.state, decoded.body, meta, shaping ?? undefined);
-    const history: HistoryRecord = {
-      time: now,
-      connectionId: conn.connectionId,
-      peer: conn.peer,
-      cmid: result.event.cmid,
-      previousCmid: result.event.previousCmid,
-      applicationId: result.event.applicationId,
-      skuId: result.event.skuId,
-      kmsId: result.event.kmsId,
-      requiredCount: result.event.requiredCount,
-      count: result.event.count,
-      wouldActivate: result.event.wouldActivate,
-      hresult: result.hresult,
-      protocol: decoded.version,
-      ndr,
-      workstation: result.event.workstation,
-      epid: result.event.epid,
-      licenseStatus: result.event.licenseStatus,
-      vm: result.event.vm,
-    };
-    if (shaping !== null) history.fault = shaping.label;
+    // The event carries every field of the history row (its `fault` is the shaping's label, or null):
+    // it is the row, so no record is copied out of it per request.
+    const history = result.event;
     // Failed: not answered with a count (an error HRESULT, or an RPC fault in its place).
     countRequest(
       this.state.counters,
