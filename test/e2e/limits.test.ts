@@ -106,20 +106,18 @@ async function host(limits: Partial<ServerLimits>): Promise<Host> {
   return { rt, clock, logs, timeline, read, changed, addr: rt.addresses[0]! };
 }
 
-/** Resolves once `cond()` holds, re-checked on every host event; rejects after 5 s (a failure). */
-function waitFor(h: Host, cond: () => boolean, what: string): Promise<void> {
+/**
+ * Resolves once `cond()` holds, re-checked on every host event. No timer of its own: vitest's test
+ * timeout bounds a wait that never ends, so a slow machine cannot fail it early.
+ */
+function waitFor(h: Host, cond: () => boolean): Promise<void> {
   if (cond()) return Promise.resolve();
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const check = () => {
       if (!cond()) return;
       h.changed.delete(check);
-      clearTimeout(t);
       resolve();
     };
-    const t = setTimeout(() => {
-      h.changed.delete(check);
-      reject(new Error(`still waiting for ${what}`));
-    }, 5000);
     h.changed.add(check);
   });
 }
@@ -128,7 +126,7 @@ function waitFor(h: Host, cond: () => boolean, what: string): Promise<void> {
 async function send(h: Host, s: RawSocket, id: number, bytes: Uint8Array): Promise<void> {
   const want = (h.read.get(id) ?? 0) + bytes.length;
   s.write(bytes);
-  await waitFor(h, () => (h.read.get(id) ?? 0) >= want, `the host to read ${want} bytes on #${id}`);
+  await waitFor(h, () => (h.read.get(id) ?? 0) >= want);
 }
 
 async function open(h: Host): Promise<RawSocket> {
@@ -280,7 +278,7 @@ describe('limits: time (virtual: the edge clock moves only when the test moves i
     h.clock.advance(1);
     expect(logFor(h, 'idle timeout', cid)).toBeDefined();
     await c.conn.waitClose();
-    await waitFor(h, () => closeReason(h, cid) !== undefined, 'the close');
+    await waitFor(h, () => closeReason(h, cid) !== undefined);
     expect(closeReason(h, cid)).toBe('idle');
   });
 
@@ -313,7 +311,7 @@ describe('limits: time (virtual: the edge clock moves only when the test moves i
     h.clock.advance(1);
     expect(logFor(h, 'connection lifetime exceeded', id)).toBeDefined();
     await s.waitClose();
-    await waitFor(h, () => closeReason(h, id) !== undefined, 'the close');
+    await waitFor(h, () => closeReason(h, id) !== undefined);
     expect(closeReason(h, id)).toBe('lifetime');
   });
 
@@ -454,15 +452,20 @@ class ChildHost {
     this.exited = new Promise((r) => this.child.once('exit', (code) => r(code)));
   }
 
-  /** The child's next message; rejects after `timeoutMs` (a failure, not a measured window). */
-  async next(what: string, timeoutMs = 20_000): Promise<ChildStats> {
+  /**
+   * The child's next message; rejects if the child exits first. No timer: vitest's test timeout bounds
+   * a child that hangs, so a slow machine cannot fail it early.
+   */
+  async next(what: string): Promise<ChildStats> {
     for (;;) {
       const m = this.inbox.shift();
       if (m) return m;
       await new Promise<void>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`the child host did not answer: ${what}`)), timeoutMs);
+        const gone = (code: number | null) =>
+          reject(new Error(`the child host exited (${code}) before: ${what}`));
+        this.child.once('exit', gone);
         this.wake = () => {
-          clearTimeout(t);
+          this.child.off('exit', gone);
           this.wake = null;
           resolve();
         };
