@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HResult } from '../../src/kms/hresult.js';
 import { RawKmsClient } from '../helpers/raw-client.js';
+import { type StartedHost, startServeProcess } from '../helpers/serve-process.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const BIN = path.join(ROOT, 'dist/cli/bin.js');
@@ -230,41 +231,11 @@ function runAsync(args: string[]): Promise<{ code: number | null; stdout: string
   return new Promise((resolve) => p.once('close', (code) => resolve({ code, stdout, stderr })));
 }
 
-interface Started {
-  proc: ChildProcess;
-  /** The start line (JSON), with the host's pid. */
-  start: Record<string, unknown>;
-  lines: Record<string, unknown>[];
-  exited: Promise<string>;
-}
+type Started = StartedHost;
 
 /** Spawns `command args` and waits for a kmslab start line on its stdout. */
-async function startHost(args: string[], command = process.execPath, prefix = [BIN]): Promise<Started> {
-  const proc = spawn(command, [...prefix, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(proc);
-  const lines: Record<string, unknown>[] = [];
-  let stderr = '';
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<string>((r) => proc.once('exit', (code, signal) => r(signal ?? String(code))));
-  const start = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    let buf = '';
-    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          const j = JSON.parse(line) as Record<string, unknown>;
-          lines.push(j);
-          if (typeof j['msg'] === 'string' && j['msg'].includes('listening')) resolve(j);
-        } catch {
-          // npm's own header lines
-        }
-      }
-    });
-    void exited.then((how) => reject(new Error(`exited (${how}) before starting: ${stderr}`)));
-  });
-  return { proc, start, lines, exited };
+function startHost(args: string[], command = process.execPath, prefix = [BIN]): Promise<Started> {
+  return startServeProcess(args, { cwd: ROOT, command, prefix, track: (p) => children.push(p) });
 }
 
 /**

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HResult } from '../../src/kms/hresult.js';
 import { RawKmsClient } from '../helpers/raw-client.js';
+import { startServeProcess } from '../helpers/serve-process.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const BIN = path.join(ROOT, 'dist/cli/bin.js');
@@ -31,26 +32,11 @@ interface Host {
 
 /** Starts `kmslab serve` and resolves with its addresses from the start line. */
 async function startHost(args: string[]): Promise<Host> {
-  const proc = spawn(process.execPath, [BIN, 'serve', ...args], {
+  const { proc, start, exited } = await startServeProcess(['serve', ...args], {
     cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(proc);
-  let stderr = '';
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<string>((r) => proc.once('exit', (code, signal) => r(signal ?? String(code))));
-  const start = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    let buf = '';
-    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        const j = JSON.parse(line) as Record<string, unknown>;
-        if (typeof j['msg'] === 'string' && j['msg'].includes('listening')) resolve(j);
-      }
-    });
-    void exited.then((how) => reject(new Error(`exited (${how}) before starting: ${stderr}`)));
+    command: process.execPath,
+    prefix: [BIN],
+    track: (p) => children.push(p),
   });
   const kms = Number(
     String((start['listen'] as string[])[0])
