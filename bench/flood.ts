@@ -149,10 +149,16 @@ class ChildHost {
 }
 
 /** The host's logged events as `event: <message>` entries (counts), for the JSON. */
-function eventsOf(host: ChildHost): Record<string, number> {
-  const out: Record<string, number> = {};
+/** The host's log volume and its count of each event, for a phase's JSON. */
+function logFigures(host: ChildHost): Record<string, number> {
+  const out: Record<string, number> = { logLines: host.logLines, logKB: Math.round(host.logBytes / 1024) };
   for (const [msg, n] of host.events) out[`event: ${msg}`] = n;
   return out;
+}
+
+/** The host's RSS before and at peak during a phase. */
+function rssFigures(host: ChildHost): { baselineMB: number; peakMB: number; rssDeltaMB: number } {
+  return { baselineMB: host.baseline, peakMB: host.peak, rssDeltaMB: r1(host.peak - host.baseline) };
 }
 
 let realSeq = 0;
@@ -282,18 +288,14 @@ async function pipelinedPhase(seconds: number, reads: Reads): Promise<Record<str
     return {
       clients: 8,
       seconds,
-      baselineMB: host.baseline,
-      peakMB: host.peak,
-      rssDeltaMB: r1(host.peak - host.baseline),
+      ...rssFigures(host),
       connections: writers.reduce((a, w) => a + w.connections, 0),
       droppedByHost: writers.reduce((a, w) => a + w.dropped, 0),
       sentMB: r1(writers.reduce((a, w) => a + w.sentMB, 0)),
       realTries: r.tries,
       realActivated: r.ok,
       realMaxMs: Math.round(r.maxMs),
-      logLines: host.logLines,
-      logKB: Math.round(host.logBytes / 1024),
-      ...eventsOf(host),
+      ...logFigures(host),
     };
   } finally {
     await host.stop();
@@ -334,9 +336,7 @@ async function idlePhase(n: number, idleTimeoutMs: number): Promise<Record<strin
       closedByHost,
       allClosedAfterMs: closedByHost === n ? goneAfterMs : -1,
       rssAfterCloseMB: host.rss,
-      logLines: host.logLines,
-      logKB: Math.round(host.logBytes / 1024),
-      ...eventsOf(host),
+      ...logFigures(host),
     };
   } finally {
     for (const s of clients) s.destroy();
@@ -385,15 +385,11 @@ async function reconnectPhase(seconds: number, hold: number): Promise<Record<str
       held: hold,
       opened,
       closedByHost,
-      baselineMB: host.baseline,
-      peakMB: host.peak,
-      rssDeltaMB: r1(host.peak - host.baseline),
+      ...rssFigures(host),
       realTries: r.tries,
       realActivated: r.ok,
       realMaxMs: Math.round(r.maxMs),
-      logLines: host.logLines,
-      logKB: Math.round(host.logBytes / 1024),
-      ...eventsOf(host),
+      ...logFigures(host),
     };
   } finally {
     running = false;
