@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- compare [--vlmcsd PATH] [--rounds N] [--seconds N] [--tools DIR] [--json]`
+ * `npm run bench -- compare [--vlmcsd PATH] [--baseline DIR] [--rounds N] [--seconds N] [--tools DIR] [--json]`
  *
  * Issue 12's side-by-side measurement in one run: the no-op host (`noop-host.mjs`, Node's floor), kmslab
  * on the memory store and on the default SQLite store (`node dist/cli/bin.js serve`: run `npm run build`
@@ -11,6 +11,17 @@
  * every 100 ms). It prints a table with every round, the best-of-rounds ratios against the issue's targets,
  * and one JSON line.
  *
+ * `--baseline DIR` names another built kmslab checkout (e.g. `git worktree add /tmp/before <commit> && (cd
+ * /tmp/before && npm ci && npm run build)`): its two stores join the same rounds as `memory@baseline` and
+ * `sqlite@baseline`, and the table adds this build's rates ÷ the baseline's, so "did this change regress?"
+ * is answered side by side in one run instead of against a figure from another day.
+ *
+ * After the rounds it times kmslab's own work in-process (bench/profile-path.ts: no sockets, memory store)
+ * and prints the lowest CPU ratio each target could reach if kmslab cost nothing but that work on top of
+ * the no-op host's socket floor: (no-op CPU + in-process µs) ÷ no-op CPU, also for the V6 envelope alone
+ * (request decryption, response encryption, SHA-256 and HMAC: work no V6 host can skip).
+ * A target below that floor cannot be met without making the protocol work itself cheaper.
+ *
  * The shared tools are found in `--tools DIR` (default `../shared/tools` beside the project). Hosts listen
  * on loopback ports the kernel picked; all hosts started here are stopped by their PID at the end.
  */
@@ -21,6 +32,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BenchRow, type BenchSection, isMain, num, parseArgs, runStandalone } from './common.js';
+import { measurePath, type PathCosts } from './profile-path.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const VECTOR = path.join(ROOT, 'fixtures/vectors/vlmcsd/v6-win10.json');
@@ -28,12 +40,14 @@ const HZ = 100; // USER_HZ on Linux: /proc/PID/stat counts in 1/100 s
 
 export interface CompareOptions {
   vlmcsd?: string;
+  /** Root of another built kmslab checkout to measure in the same run (its dist/cli/bin.js). */
+  baseline?: string;
   rounds: number;
   seconds: number;
   tools: string;
 }
 
-type HostName = 'noop' | 'memory' | 'sqlite' | 'vlmcsd';
+type HostName = 'noop' | 'memory' | 'sqlite' | 'vlmcsd' | 'memory@baseline' | 'sqlite@baseline';
 type PhaseName = 'conv' | 'keep';
 
 interface Host {
@@ -106,9 +120,9 @@ async function waitListening(port: number, child: ChildProcess): Promise<void> {
 
 async function startHost(name: HostName, opts: CompareOptions, tmp: string): Promise<Host> {
   const port = await freePort();
-  const serve = (store: string) => [
+  const serve = (store: string, root = ROOT) => [
     process.execPath,
-    path.join(ROOT, 'dist/cli/bin.js'),
+    path.join(root, 'dist/cli/bin.js'),
     'serve',
     '--store',
     store,
@@ -124,7 +138,11 @@ async function startHost(name: HostName, opts: CompareOptions, tmp: string): Pro
         ? serve('memory')
         : name === 'sqlite'
           ? serve(path.join(tmp, 'compare.sqlite'))
-          : [opts.vlmcsd!, '-D', '-L', `127.0.0.1:${port}`];
+          : name === 'memory@baseline'
+            ? serve('memory', opts.baseline)
+            : name === 'sqlite@baseline'
+              ? serve(path.join(tmp, 'baseline.sqlite'), opts.baseline)
+              : [opts.vlmcsd!, '-D', '-L', `127.0.0.1:${port}`];
   const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
   await waitListening(port, child);
   return { name, port, child, peakKb: rssKb(child.pid!) };
@@ -262,6 +280,61 @@ function targets(results: PhaseResult[], peakMB: Partial<Record<HostName, number
       '>= 0.9',
       (v) => v >= 0.9,
     ),
+    ...(['memory', 'sqlite'] as const).flatMap((store) =>
+      (['conv', 'keep'] as const).map((p) =>
+        t(
+          `${p === 'conv' ? 'conversations' : 'keep-alive req'}/s ${store} ÷ baseline`,
+          ratio(rate(store, p), rate(`${store}@baseline`, p)),
+          '>= 1.0',
+          (v) => v >= 1,
+        ),
+      ),
+    ),
+  ];
+}
+
+interface Floor {
+  target: string;
+  value: number | null;
+  note: string;
+}
+
+/** The ratio each CPU target would have if kmslab spent only its in-process work above the floor. */
+function floors(results: PhaseResult[], path: PathCosts): Floor[] {
+  const noop = (p: PhaseName) => {
+    const xs = results.filter((r) => r.host === 'noop' && r.phase === p).map((r) => r.cpuUsPerOp);
+    return xs.length === 0 ? null : Math.min(...xs);
+  };
+  const f = (target: string, p: PhaseName, extra: number | undefined, note: string): Floor => {
+    const base = noop(p);
+    const value =
+      base === null || extra === undefined ? null : Math.round(((base + extra) / base) * 100) / 100;
+    return { target, value, note: `${note}: ${extra ?? 'n/a'} µs in-process` };
+  };
+  const crypto =
+    path['decodeRequest (V6 decrypt)'] !== undefined && path['encodeResponse (V6 encrypt+HMAC)'] !== undefined
+      ? Math.round((path['decodeRequest (V6 decrypt)'] + path['encodeResponse (V6 encrypt+HMAC)']) * 100) /
+        100
+      : undefined;
+  return [
+    f(
+      'floor CPU/conversation ÷ no-op (in-process work)',
+      'conv',
+      path['conversation (new assoc, 3 PDUs)'],
+      'bind + alter_context + request',
+    ),
+    f(
+      'floor CPU/keep-alive req ÷ no-op (in-process work)',
+      'keep',
+      path['keep-alive request (assoc+service)'],
+      'one request',
+    ),
+    f(
+      'floor CPU/keep-alive req ÷ no-op (V6 envelope alone)',
+      'keep',
+      crypto,
+      'decodeRequest + encodeResponse (AES, SHA-256, HMAC, body)',
+    ),
   ];
 }
 
@@ -273,11 +346,20 @@ export async function runCompareBench(opts: CompareOptions): Promise<BenchSectio
     throw new Error('compare: run `npm run build` first');
   if (opts.vlmcsd !== undefined && !fs.existsSync(opts.vlmcsd))
     throw new Error(`compare: no vlmcsd at ${opts.vlmcsd}`);
+  if (opts.baseline !== undefined && !fs.existsSync(path.join(opts.baseline, 'dist/cli/bin.js')))
+    throw new Error(`compare: no built kmslab at ${opts.baseline} (run npm run build there)`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kmslab-compare-'));
-  const names: HostName[] = ['noop', 'memory', 'sqlite', ...(opts.vlmcsd ? (['vlmcsd'] as const) : [])];
+  const names: HostName[] = [
+    'noop',
+    'memory',
+    'sqlite',
+    ...(opts.vlmcsd ? (['vlmcsd'] as const) : []),
+    ...(opts.baseline ? (['memory@baseline', 'sqlite@baseline'] as const) : []),
+  ];
   const hosts: Host[] = [];
   const loadBefore = os.loadavg();
   const results: PhaseResult[] = [];
+  let pathCosts: PathCosts = {};
   try {
     for (const n of names) hosts.push(await startHost(n, opts, tmp));
     for (let round = 1; round <= opts.rounds; round++) {
@@ -291,6 +373,9 @@ export async function runCompareBench(opts: CompareOptions): Promise<BenchSectio
         }
       }
     }
+    // Between the rounds' loads the hosts are idle: kmslab's own work, timed in this process.
+    process.stderr.write('  in-process path (bench/profile-path.ts) ...\n');
+    pathCosts = await measurePath({ ms: 1000 });
   } finally {
     for (const h of hosts) {
       h.child.kill('SIGINT');
@@ -315,8 +400,15 @@ export async function runCompareBench(opts: CompareOptions): Promise<BenchSectio
       metric: c.target,
       value: c.value ?? 'n/a',
       unit: c.limit,
-      note: c.met === null ? 'not measured (no --vlmcsd)' : c.met ? 'met' : 'NOT met',
+      note:
+        c.met === null
+          ? `not measured (no ${c.target.includes('baseline') ? '--baseline' : '--vlmcsd'})`
+          : c.met
+            ? 'met'
+            : 'NOT met',
     });
+  const bounds = floors(results, pathCosts);
+  for (const b of bounds) rows.push({ metric: b.target, value: b.value ?? 'n/a', unit: '×', note: b.note });
   rows.push({
     metric: 'load average before / after',
     value: `${loadBefore[0]!.toFixed(2)} / ${os.loadavg()[0]!.toFixed(2)}`,
@@ -329,10 +421,13 @@ export async function runCompareBench(opts: CompareOptions): Promise<BenchSectio
       seconds: opts.seconds,
       rounds: opts.rounds,
       vlmcsd: opts.vlmcsd ?? null,
+      baseline: opts.baseline ?? null,
       loadAverage: { before: loadBefore, after: os.loadavg() },
       results,
       peakRssMB: peakMB,
       targets: checks,
+      inProcessUs: pathCosts,
+      floors: bounds,
     },
   };
 }
@@ -341,6 +436,7 @@ export function compareOptions(flags: Record<string, string | true>): CompareOpt
   const tools = typeof flags['tools'] === 'string' ? flags['tools'] : path.resolve(ROOT, '../shared/tools');
   return {
     ...(typeof flags['vlmcsd'] === 'string' ? { vlmcsd: path.resolve(flags['vlmcsd']) } : {}),
+    ...(typeof flags['baseline'] === 'string' ? { baseline: path.resolve(flags['baseline']) } : {}),
     rounds: num(flags['rounds'], 2),
     seconds: num(flags['seconds'], 3),
     tools: path.resolve(tools),

@@ -6,6 +6,9 @@
  * KmsService exactly as src/server/tcp.ts does, timed per keep-alive request and per whole
  * conversation (new Association each time). Also times the pieces (decode, crypto, store commit) so a
  * change can be attributed. Prints µs per operation.
+ *
+ * `measurePath` is also what `npm run bench -- compare` runs between its rounds: the work kmslab does
+ * per request beyond Node's socket floor, measured on the same machine in the same run.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,125 +23,158 @@ import type {
 import type { unwrapRequestStub as unwrapRequestStubT } from '../src/kms/stub.js';
 import type { AssociationAction, Association as AssociationT } from '../src/rpc/association.js';
 import type { openStore as openStoreT } from '../src/store/store.js';
-
-// The compiled modules (npm run build first): what `kmslab serve` runs, without tsx's transforms.
-const dist = (m: string) => import(`../dist/${m}.js`);
-const { SystemClock } = (await dist('host/clock')) as { SystemClock: typeof SystemClockT };
-const { SeededRandom } = (await dist('host/random')) as { SeededRandom: typeof SeededRandomT };
-const { KmsService } = (await dist('host/service')) as { KmsService: typeof KmsServiceT };
-const { decodeRequest, encodeResponse } = (await dist('kms/envelope')) as {
-  decodeRequest: typeof decodeRequestT;
-  encodeResponse: typeof encodeResponseT;
-};
-const { unwrapRequestStub } = (await dist('kms/stub')) as { unwrapRequestStub: typeof unwrapRequestStubT };
-const { Association } = (await dist('rpc/association')) as { Association: typeof AssociationT };
-type Association = AssociationT;
-const { openStore } = (await dist('store/store')) as { openStore: typeof openStoreT };
+import { isMain } from './common.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const vec = JSON.parse(
-  fs.readFileSync(path.join(HERE, '../fixtures/vectors/vlmcsd/v6-win10.json'), 'utf8'),
-) as { pdus: { dir: string; hex: string }[] };
-const c2s = vec.pdus.filter((p) => p.dir === 'c2s').map((p) => Buffer.from(p.hex, 'hex'));
 
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : dflt;
+export interface PathCosts {
+  /** µs per operation, by the names printed. */
+  'keep-alive request (assoc+service)'?: number;
+  'conversation (new assoc, 3 PDUs)'?: number;
+  'service.handleCall only'?: number;
+  'decodeRequest (V6 decrypt)'?: number;
+  'encodeResponse (V6 encrypt+HMAC)'?: number;
+  'bind PDU only (new assoc)'?: number;
 }
-const ms = Number(arg('ms', '1500'));
-const storeSpec = arg('store', 'memory');
-if (storeSpec !== 'memory')
-  for (const f of [storeSpec, `${storeSpec}-wal`, `${storeSpec}-shm`]) fs.rmSync(f, { force: true });
-const store = openStore(storeSpec);
-const random = new SeededRandom('bench');
-const service = new KmsService({ clock: new SystemClock(), random: random.fork('host'), store });
 
-function newAssoc(): Association {
-  return new Association({
-    profile: { ndr64: true, btfn: true },
-    secondaryAddress: '1688',
-    maxPduSize: 5840,
-    maxCallSize: 65536,
-    newAssocGroupId: () => (random.uint32() | 1) >>> 0,
+/**
+ * Times each piece for about `ms` milliseconds (after a warm-up) on the compiled modules (`npm run
+ * build` first: what `kmslab serve` runs, without tsx's transforms). `only`: a name prefix.
+ */
+export async function measurePath(
+  opts: { ms?: number; store?: string; only?: string; print?: boolean } = {},
+): Promise<PathCosts> {
+  const ms = opts.ms ?? 1500;
+  const storeSpec = opts.store ?? 'memory';
+  const only = opts.only ?? '';
+  const dist = (m: string) => import(path.join(HERE, `../dist/${m}.js`));
+  const { SystemClock } = (await dist('host/clock')) as { SystemClock: typeof SystemClockT };
+  const { SeededRandom } = (await dist('host/random')) as { SeededRandom: typeof SeededRandomT };
+  const { KmsService } = (await dist('host/service')) as { KmsService: typeof KmsServiceT };
+  const { decodeRequest, encodeResponse } = (await dist('kms/envelope')) as {
+    decodeRequest: typeof decodeRequestT;
+    encodeResponse: typeof encodeResponseT;
+  };
+  const { unwrapRequestStub } = (await dist('kms/stub')) as { unwrapRequestStub: typeof unwrapRequestStubT };
+  const { Association } = (await dist('rpc/association')) as { Association: typeof AssociationT };
+  const { openStore } = (await dist('store/store')) as { openStore: typeof openStoreT };
+
+  const vec = JSON.parse(
+    fs.readFileSync(path.join(HERE, '../fixtures/vectors/vlmcsd/v6-win10.json'), 'utf8'),
+  ) as { pdus: { dir: string; hex: string }[] };
+  const c2s = vec.pdus.filter((p) => p.dir === 'c2s').map((p) => Buffer.from(p.hex, 'hex'));
+  if (storeSpec !== 'memory')
+    for (const f of [storeSpec, `${storeSpec}-wal`, `${storeSpec}-shm`]) fs.rmSync(f, { force: true });
+  const store = openStore(storeSpec);
+  const random = new SeededRandom('bench');
+  const service = new KmsService({ clock: new SystemClock(), random: random.fork('host'), store });
+  const costs: Record<string, number> = {};
+
+  const newAssoc = () =>
+    new Association({
+      profile: { ndr64: true, btfn: true },
+      secondaryAddress: '1688',
+      maxPduSize: 5840,
+      maxCallSize: 65536,
+      newAssocGroupId: () => (random.uint32() | 1) >>> 0,
+    });
+
+  let sink = 0;
+  /** What tcp.ts does with the actions, minus the socket. */
+  const run = (assoc: AssociationT, actions: AssociationAction[]): void => {
+    for (const a of actions) {
+      if (a.type === 'send') sink += a.bytes.length;
+      else if (a.type === 'call') {
+        const o = service.handleCall(a.call.stub, a.call.syntax, {
+          peer: '127.0.0.1:50000',
+          connectionId: 1,
+        });
+        const out = o.kind === 'fault' ? assoc.fault(a.call, o.status) : assoc.respond(a.call, o.stub);
+        sink += out.length;
+      }
+    }
+  };
+
+  const time = (name: keyof PathCosts, fn: () => void): void => {
+    if (only && !name.startsWith(only)) return;
+    for (let i = 0; i < 2000; i++) fn(); // warm up
+    let n = 0;
+    const t0 = performance.now();
+    let t = t0;
+    while (t - t0 < ms) {
+      for (let i = 0; i < 200; i++) fn();
+      n += 200;
+      t = performance.now();
+    }
+    const us = ((t - t0) * 1000) / n;
+    costs[name] = Math.round(us * 100) / 100;
+    if (opts.print) console.log(`${name.padEnd(34)} ${us.toFixed(2).padStart(8)} µs/op  (${n} ops)`);
+  };
+
+  try {
+    const keep = newAssoc();
+    run(keep, keep.receive(c2s[0]!));
+    run(keep, keep.receive(c2s[1]!));
+    const request = c2s[2]!;
+    const stub = (() => {
+      const a = newAssoc();
+      a.receive(c2s[0]!);
+      a.receive(c2s[1]!);
+      const acts = a.receive(request);
+      const call = acts.find((x) => x.type === 'call');
+      if (call?.type !== 'call') throw new Error('no call');
+      return call.call;
+    })();
+
+    if (opts.print) console.log(`store ${storeSpec}, node ${process.version}`);
+    time('keep-alive request (assoc+service)', () => run(keep, keep.receive(request)));
+    time('conversation (new assoc, 3 PDUs)', () => {
+      const a = newAssoc();
+      for (const p of c2s) run(a, a.receive(p));
+    });
+    time('service.handleCall only', () => {
+      sink += (service.handleCall(stub.stub, stub.syntax, { peer: 'p', connectionId: 1 }) as { kind: string })
+        .kind.length;
+    });
+    const message = unwrapRequestStub(stub.stub, stub.syntax);
+    time('decodeRequest (V6 decrypt)', () => {
+      sink += decodeRequest(message).version;
+    });
+    const decoded = decodeRequest(message);
+    const body = {
+      minorVersion: 0,
+      majorVersion: 6,
+      epid: '06401-00206-271-395032-03-1033-17763.0000-2452019',
+      cmid: decoded.body.cmid,
+      clientTime: decoded.body.clientTime,
+      currentCount: 25,
+      activationInterval: 120,
+      renewalInterval: 10080,
+    };
+    const hwid = new Uint8Array(8);
+    time('encodeResponse (V6 encrypt+HMAC)', () => {
+      sink += encodeResponse(decoded, body, { random: (n) => random.bytes(n), hwid }).length;
+    });
+    time('bind PDU only (new assoc)', () => {
+      const a = newAssoc();
+      run(a, a.receive(c2s[0]!));
+    });
+    if (opts.print) console.log(`(sink ${sink % 10})`);
+  } finally {
+    store.close();
+  }
+  return costs;
+}
+
+if (isMain(import.meta.url)) {
+  const arg = (name: string, dflt: string): string => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : dflt;
+  };
+  await measurePath({
+    ms: Number(arg('ms', '1500')),
+    store: arg('store', 'memory'),
+    only: arg('only', ''),
+    print: true,
   });
 }
-
-let sink = 0;
-/** What tcp.ts does with the actions, minus the socket. */
-function run(assoc: Association, actions: AssociationAction[]): void {
-  for (const a of actions) {
-    if (a.type === 'send') sink += a.bytes.length;
-    else if (a.type === 'call') {
-      const o = service.handleCall(a.call.stub, a.call.syntax, { peer: '127.0.0.1:50000', connectionId: 1 });
-      const out = o.kind === 'fault' ? assoc.fault(a.call, o.status) : assoc.respond(a.call, o.stub);
-      sink += out.length;
-    }
-  }
-}
-
-const only = arg('only', '');
-function time(name: string, fn: () => void): number {
-  if (only && !name.startsWith(only)) return 0;
-  for (let i = 0; i < 2000; i++) fn(); // warm up
-  let n = 0;
-  const t0 = performance.now();
-  let t = t0;
-  while (t - t0 < ms) {
-    for (let i = 0; i < 200; i++) fn();
-    n += 200;
-    t = performance.now();
-  }
-  const us = ((t - t0) * 1000) / n;
-  console.log(`${name.padEnd(34)} ${us.toFixed(2).padStart(8)} µs/op  (${n} ops)`);
-  return us;
-}
-
-const keep = newAssoc();
-run(keep, keep.receive(c2s[0]!));
-run(keep, keep.receive(c2s[1]!));
-const request = c2s[2]!;
-const stub = (() => {
-  const a = newAssoc();
-  a.receive(c2s[0]!);
-  a.receive(c2s[1]!);
-  const acts = a.receive(request);
-  const call = acts.find((x) => x.type === 'call');
-  if (call?.type !== 'call') throw new Error('no call');
-  return call.call;
-})();
-
-console.log(`store ${storeSpec}, node ${process.version}`);
-time('keep-alive request (assoc+service)', () => run(keep, keep.receive(request)));
-time('conversation (new assoc, 3 PDUs)', () => {
-  const a = newAssoc();
-  for (const p of c2s) run(a, a.receive(p));
-});
-time('service.handleCall only', () => {
-  sink += (service.handleCall(stub.stub, stub.syntax, { peer: 'p', connectionId: 1 }) as { kind: string })
-    .kind.length;
-});
-const message = unwrapRequestStub(stub.stub, stub.syntax);
-time('decodeRequest (V6 decrypt)', () => {
-  sink += decodeRequest(message).version;
-});
-const decoded = decodeRequest(message);
-const body = {
-  minorVersion: 0,
-  majorVersion: 6,
-  epid: '06401-00206-271-395032-03-1033-17763.0000-2452019',
-  cmid: decoded.body.cmid,
-  clientTime: decoded.body.clientTime,
-  currentCount: 25,
-  activationInterval: 120,
-  renewalInterval: 10080,
-};
-const hwid = new Uint8Array(8);
-time('encodeResponse (V6 encrypt+HMAC)', () => {
-  sink += encodeResponse(decoded, body, { random: (n) => random.bytes(n), hwid }).length;
-});
-time('bind PDU only (new assoc)', () => {
-  const a = newAssoc();
-  run(a, a.receive(c2s[0]!));
-});
-console.log(`(sink ${sink % 10})`);
-store.close();

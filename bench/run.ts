@@ -2,7 +2,7 @@
  * `npm run bench [-- codec|load|fleet ...] [flags]`: runs the selected benches (all by default),
  * prints one table and then one JSON line with every figure and the machine it ran on.
  *
- * `compare` (only when named) runs bench/compare.ts: --vlmcsd PATH, --rounds N, --seconds N, --tools DIR.
+ * `compare` (only when named) runs bench/compare.ts: --vlmcsd PATH, --baseline DIR, --rounds N, --seconds N, --tools DIR.
  * `flood` (only when named) runs bench/flood.ts: --seconds N (per phase, default 10), --connections N,
  * --idle-timeout MS, --phases pipelined,slow-readers,reference,idle,reconnect.
  *
