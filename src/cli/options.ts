@@ -10,10 +10,6 @@ export function formatHostPort(a: ListenAddress): string {
   return formatAddress(a.host, a.port);
 }
 
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
-}
-
 export function parseIntStrict(s: string | number, what: string, min = 0): number {
   const n = Number(s);
   if (!Number.isInteger(n) || n < min)

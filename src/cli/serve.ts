@@ -3,12 +3,13 @@ import type { Command } from 'commander';
 import { INPUT_LIMITS, InputFileError, readTextBounded } from '../bounded-read.js';
 import { DEFAULT_STORE_PATH } from '../defaults.js';
 import { GENUINE_MAX_SKEW_MS, type HostPolicy } from '../host/policy.js';
+import { isLoopbackAddress } from '../server/control-guard.js';
 import type { DnsResponder } from '../server/dns.js';
 import type { HostRuntime, HostRuntimeOptions } from '../server/runtime.js';
 import type { ListenAddress } from '../server/tcp.js';
 import { UsageError } from './errors.js';
 import { prepareParentDir, readSettingsFile } from './files.js';
-import { formatHostPort, isLoopback } from './options.js';
+import { formatHostPort } from './options.js';
 import { scenarioServeConfig, startServeLab } from './scenario.js';
 import {
   parseServeSettings,
@@ -198,7 +199,7 @@ async function serveAction(cmd: Command, onStarted?: (rt: HostRuntime) => void):
     logger.flush?.();
   });
   const where = rt.addresses.map(formatHostPort).join(', ');
-  const loopbackOnly = rt.addresses.every((a) => isLoopback(a.host));
+  const loopbackOnly = rt.addresses.every((a) => isLoopbackAddress(a.host));
   const also = [
     controlPart(rt, opts.controlToken !== undefined),
     dns ? `DNS on ${formatHostPort(dns.address)}` : '',
@@ -225,7 +226,7 @@ async function serveAction(cmd: Command, onStarted?: (rt: HostRuntime) => void):
 function controlPart(rt: HostRuntime, token: boolean): string {
   if (!rt.control) return '';
   const a = rt.control.address;
-  const reach = isLoopback(a.host) ? 'loopback only' : 'reachable from other machines';
+  const reach = isLoopbackAddress(a.host) ? 'loopback only' : 'reachable from other machines';
   const guard = token ? 'every request needs the bearer token' : 'no token';
   return `control API on ${formatHostPort(a)} (dashboard and /metrics; ${reach}; ${guard})`;
 }
