@@ -3,11 +3,13 @@ import type { ReplayReport } from '../harness/replay.js';
 import { parseDuration } from '../host/clock.js';
 import { EXIT, UsageError } from './errors.js';
 import { formatHostPort, parseHostPort } from './options.js';
+import { readControlToken } from './serve.js';
 import { parseListenAddress } from './values.js';
 
 export interface ReplayFlags {
   target?: string;
   control?: string;
+  controlToken?: string;
   asHost?: boolean;
   listen?: string;
   timeout?: string;
@@ -42,10 +44,10 @@ function formatReplayReport(file: string, r: ReplayReport): string {
   return lines.join('\n');
 }
 
-/** The flags that go together: --target (with --control, --timeout, --strict-identity, --json) or --as-host (with --listen). */
+/** The flags that go together: --target (with --control [--control-token], --timeout, --strict-identity, --json) or --as-host (with --listen). */
 function checkReplayFlags(flags: ReplayFlags): void {
   if (flags.asHost) {
-    const clash = (['target', 'control', 'timeout', 'strictIdentity'] as const).find(
+    const clash = (['target', 'control', 'controlToken', 'timeout', 'strictIdentity'] as const).find(
       (k) => flags[k] !== undefined,
     );
     if (clash)
@@ -55,6 +57,8 @@ function checkReplayFlags(flags: ReplayFlags): void {
     return;
   }
   if (flags.listen !== undefined) throw new UsageError('--listen only goes with --as-host');
+  if (flags.controlToken !== undefined && flags.control === undefined)
+    throw new UsageError('--control-token only goes with --control');
   if (!flags.target)
     throw new UsageError(
       'give --target HOST:PORT (replay the client side) or --as-host (serve the host side)',
@@ -100,11 +104,16 @@ export async function replayCommand(
   }
   const target = parseHostPort(flags.target!);
   const control = flags.control ? parseHostPort(flags.control, 8688) : null;
+  // The target's control API may need its bearer token (a non-loopback one always does).
+  const token = control ? readControlToken(flags.controlToken) : null;
   const setClock = control
     ? async (ms: number) => {
         const res = await fetch(`http://${formatHostPort(control)}/clock/set`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: {
+            'content-type': 'application/json',
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
+          },
           body: JSON.stringify({ time: new Date(ms).toISOString() }),
         });
         if (!res.ok) throw new Error(`setting the target's clock: ${res.status} ${await res.text()}`);
@@ -132,6 +141,10 @@ export function registerReplay(program: Command): void {
     .option(
       '--control <host:port>',
       "the target's control API: set its manual clock to the recorded times before each request",
+    )
+    .option(
+      '--control-token <file|->',
+      'the bearer token the control API needs, read from FILE or stdin (or KMSLAB_CONTROL_TOKEN)',
     )
     .option('--timeout <duration>', 'wait this long for each answer (default 5s)')
     .option(

@@ -82,6 +82,34 @@ describe('kmslab replay', () => {
     });
     await expect(replayCommand(file, {}, capture().out)).rejects.toThrow(/--target HOST:PORT/);
   });
+
+  it('sends --control-token to a control API that needs one, and fails clearly without it', async () => {
+    const file = join(dir, 'token.ndjson');
+    await withHost({ seed: 'cli', record: file }, async (h) => {
+      await h.activate({ product: 'Windows 10 Enterprise' });
+    });
+    const token = 'replay-token-0123456789';
+    const tokenFile = join(dir, 'token.txt');
+    writeFileSync(tokenFile, `${token}\n`);
+    await withHost(
+      { seed: 'cli', control: true, start: '2020-01-01T00:00:00Z', runtime: { controlToken: token } },
+      async (target) => {
+        const control = target.controlUrl!.replace('http://', '');
+        await expect(replayCommand(file, { target: target.address, control }, capture().out)).rejects.toThrow(
+          /setting the target's clock: 401/,
+        );
+        const c = capture();
+        expect(
+          await replayCommand(file, { target: target.address, control, controlToken: tokenFile }, c.out),
+        ).toBe(0);
+        expect(c.text()).toContain('no differences');
+        expect(new Date(target.clock.now()).toISOString()).toBe('2026-01-01T00:00:00.000Z');
+      },
+    );
+    await expect(
+      replayCommand(file, { target: '127.0.0.1:1', controlToken: tokenFile }, capture().out),
+    ).rejects.toThrow(/--control-token only goes with --control/);
+  });
 });
 
 describe('kmslab serve --scenario --record', () => {
