@@ -258,9 +258,21 @@ describe('fault actions', () => {
       rule('office-off', { type: 'hresult', hresult: 0xc004f039 }, { application: 'office2013', ruleNth: 2 }),
       rule('office-slow', { type: 'delay-response', ms: 50 }, { kmsId: 'Office 2019', ruleNth: 2 }),
     ];
-    await withHost({ faults }, async (h) => {
+    // The delay runs on a manual edge clock: the test moves it once the delayed call is decided.
+    const edge = new ManualClock(T0);
+    await withHost({ faults, runtime: { edgeClock: edge } }, async (h) => {
       const results = [];
-      for (let i = 0; i < 3; i++) results.push(await one(h, { product: OFFICE_2019 }));
+      for (let i = 0; i < 3; i++) {
+        const since = h.events.size;
+        const answer = settled(one(h, { product: OFFICE_2019 }));
+        if (i === 1) {
+          await h.events.first('activation', () => true, since);
+          await turns();
+          expect(answer.done).toBe(false); // held by office-slow until the edge clock moves
+          edge.advance(50);
+        }
+        results.push(await answer.promise);
+      }
       results.push(await one(h));
       expect(results.map((r) => r.hresult)).toEqual([0xc004f038, 0xc004f039, 0xc004f038, 0xc004f038]);
       expect(h.events.all('activation').map((a) => a.fault)).toEqual([
@@ -284,14 +296,12 @@ describe('fault actions', () => {
         .filter((r) => r.dir === 'c2s');
       await normal.close();
       const sock = net.connect(h.port, '127.0.0.1');
-      const got: Buffer[] = [];
-      sock.on('data', (d) => got.push(d));
       await new Promise((r) => sock.once('connect', r));
       for (const rec of sent) {
-        const before = got.length;
+        // Each PDU is answered before the next is sent (the test's timeout bounds a host that does not).
+        const answered = new Promise((r) => sock.once('data', r));
         sock.write(Buffer.from(rec.hex, 'hex'));
-        // Wait for the answer to this PDU (bounded).
-        for (let i = 0; i < 200 && got.length === before; i++) await new Promise((r) => setTimeout(r, 5));
+        await answered;
       }
       sock.destroy();
       const recs = h
