@@ -80,7 +80,11 @@ export interface ConnectionOptions {
   peer: string;
   now: number;
   limits: ServerLimits;
-  association: Association;
+  /**
+   * Makes the connection's association, on its first bytes: a connection that never sends any (an idle
+   * flood) costs no framer, assembler or context table (docs/robustness.md §1).
+   */
+  newAssociation: () => Association;
   handler: CallHandler;
 }
 
@@ -110,7 +114,8 @@ export class Connection {
   /** Calls answered, in order; the request limit counts these. */
   answered = 0;
   private readonly limits: ServerLimits;
-  private readonly assoc: Association;
+  private assoc: Association | null = null;
+  private readonly newAssociation: () => Association;
   private readonly handler: CallHandler;
   /** Actions of the current step, handed to the driver (reused: valid until the next input). */
   private readonly out: ConnectionAction[] = [];
@@ -137,7 +142,7 @@ export class Connection {
     this.peer = o.peer;
     this.openedAt = o.now;
     this.limits = o.limits;
-    this.assoc = o.association;
+    this.newAssociation = o.newAssociation;
     this.handler = o.handler;
     this.idleAt = o.now + o.limits.idleTimeoutMs;
     this.endOfLife = o.now + o.limits.maxConnectionLifetimeMs;
@@ -145,6 +150,7 @@ export class Connection {
 
   /** The association, for the handler's encoders (respond / fault). */
   get association(): Association {
+    if (this.assoc === null) this.assoc = this.newAssociation();
     return this.assoc;
   }
 
@@ -164,7 +170,7 @@ export class Connection {
 
   /** Bytes of the association's incomplete PDU and fragmented call. */
   get assemblingBytes(): number {
-    return this.assoc.pendingBytes;
+    return this.assoc === null ? 0 : this.assoc.pendingBytes;
   }
 
   /** Bytes sent and, as far as the connection knows, not yet taken by the kernel. */
@@ -259,7 +265,7 @@ export class Connection {
   private feed(chunk: Uint8Array, now: number): void {
     let actions: AssociationAction[];
     try {
-      actions = this.assoc.receive(chunk);
+      actions = this.association.receive(chunk);
     } catch {
       // The association only throws on a bug; drop this connection, keep serving everyone else.
       this.close('bug', 'destroy', 'association failed');
@@ -326,7 +332,7 @@ export class Connection {
     }
     this.requests += 1;
     if (this.contextsRejected) {
-      this.answer({ bytes: this.assoc.fault(call, NCA_STATUS.UNK_IF), delivery: null }, now);
+      this.answer({ bytes: this.association.fault(call, NCA_STATUS.UNK_IF), delivery: null }, now);
       return;
     }
     this.stage(call, i);

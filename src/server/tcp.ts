@@ -181,6 +181,8 @@ export class KmsServer {
   private readonly assocGroups = new AssociationGroups();
   /** The event-loop turn: its commit group and its corked writes (see turn.ts). */
   readonly turn: Turn;
+  /** A fresh non-zero association group id (spec a.8), one function for every association. */
+  private readonly newAssocGroupId = (): number => (this.opts.random.uint32() | 1) >>> 0;
 
   constructor(private readonly opts: ServerOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
@@ -257,16 +259,18 @@ export class KmsServer {
       return;
     }
     const id = this.nextConnectionId++;
-    const association = new Association({
-      profile: this.opts.profile ?? { ndr64: true, btfn: true },
-      secondaryAddress: this.opts.secondaryAddress ?? listenPort ?? String(socket.localPort ?? 1688),
-      maxPduSize: this.limits.maxPduSize,
-      maxCallSize: this.limits.maxCallSize,
-      newAssocGroupId: () => (this.opts.random.uint32() | 1) >>> 0,
-      groups: this.assocGroups,
-    });
+    const secondaryAddress = this.opts.secondaryAddress ?? listenPort ?? String(socket.localPort ?? 1688);
+    const newAssociation = () =>
+      new Association({
+        profile: this.opts.profile ?? { ndr64: true, btfn: true },
+        secondaryAddress,
+        maxPduSize: this.limits.maxPduSize,
+        maxCallSize: this.limits.maxCallSize,
+        newAssocGroupId: this.newAssocGroupId,
+        groups: this.assocGroups,
+      });
     const now = this.scheduler.now();
-    const conn = new Connection({ id, peer, now, limits: this.limits, association, handler: this.calls });
+    const conn = new Connection({ id, peer, now, limits: this.limits, newAssociation, handler: this.calls });
     const d = new SocketDriver(this, socket, conn);
     this.drivers.add(d);
     this.callless.add(d);

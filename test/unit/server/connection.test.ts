@@ -89,13 +89,14 @@ class Pair {
       peer: '192.0.2.1:40000',
       now: this.now,
       limits: { ...DEFAULT_LIMITS, ...limits },
-      association: new Association({
-        profile: { ndr64: true, btfn: true },
-        secondaryAddress: '1688',
-        maxPduSize: limits.maxPduSize ?? DEFAULT_LIMITS.maxPduSize,
-        maxCallSize: limits.maxCallSize ?? DEFAULT_LIMITS.maxCallSize,
-        newAssocGroupId: () => 0x1234,
-      }),
+      newAssociation: () =>
+        new Association({
+          profile: { ndr64: true, btfn: true },
+          secondaryAddress: '1688',
+          maxPduSize: limits.maxPduSize ?? DEFAULT_LIMITS.maxPduSize,
+          maxCallSize: limits.maxCallSize ?? DEFAULT_LIMITS.maxCallSize,
+          newAssocGroupId: () => 0x1234,
+        }),
       handler: this.handler,
     });
   }
