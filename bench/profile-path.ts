@@ -22,6 +22,7 @@ import type {
 } from '../src/kms/envelope.js';
 import type { unwrapRequestStub as unwrapRequestStubT } from '../src/kms/stub.js';
 import type { AssociationAction, Association as AssociationT } from '../src/rpc/association.js';
+import type { NegotiationCache as NegotiationCacheT } from '../src/rpc/negotiate.js';
 import type { openStore as openStoreT } from '../src/store/store.js';
 import { isMain } from './common.js';
 
@@ -57,6 +58,9 @@ export async function measurePath(
   };
   const { unwrapRequestStub } = (await dist('kms/stub')) as { unwrapRequestStub: typeof unwrapRequestStubT };
   const { Association } = (await dist('rpc/association')) as { Association: typeof AssociationT };
+  const { NegotiationCache } = (await dist('rpc/negotiate')) as {
+    NegotiationCache: typeof NegotiationCacheT;
+  };
   const { openStore } = (await dist('store/store')) as { openStore: typeof openStoreT };
 
   const vec = JSON.parse(
@@ -70,8 +74,11 @@ export async function measurePath(
   const service = new KmsService({ clock: new SystemClock(), random: random.fork('host'), store });
   const costs: Record<string, number> = {};
 
+  // One cache for every association, as src/server/tcp.ts has one per host.
+  const negotiations = new NegotiationCache();
   const newAssoc = () =>
     new Association({
+      negotiations,
       profile: { ndr64: true, btfn: true },
       secondaryAddress: '1688',
       maxPduSize: 5840,

@@ -106,3 +106,52 @@ export function negotiateFragSize(clientXmit: number, clientRecv: number, ours: 
   const offered = Math.max(MIN_NEGOTIATED_FRAG, Math.min(clientXmit, clientRecv));
   return Math.min(offered, ours) & ~7;
 }
+
+/** What a bind or alter_context body decodes to from n_context_elem on, and its negotiation. */
+export interface CachedContexts {
+  contexts: PresentationContext[];
+  reserved?: number;
+  trailing?: Uint8Array;
+  negotiation: NegotiationResult;
+}
+
+interface CacheEntry extends CachedContexts {
+  /** The body bytes from n_context_elem (PDU offset 24) to the end of the PDU. */
+  region: Uint8Array;
+  ndr64: boolean;
+  btfn: boolean;
+}
+
+/**
+ * Context lists a host has decoded and negotiated, by their bytes (spec a.3: n_context_elem to the end of
+ * a bind or alter_context without an auth verifier). Clients send the same few lists on every
+ * connection, so each is decoded and negotiated once instead of on every bind: the values are shared,
+ * and nothing that reads them may change them. Pure memoisation (negotiate is pure); bounded, the
+ * oldest list is dropped first; shared by a host's associations like AssociationGroups.
+ */
+export class NegotiationCache {
+  private readonly entries: CacheEntry[] = [];
+
+  constructor(readonly limit = 16) {}
+
+  get size(): number {
+    return this.entries.length;
+  }
+
+  get(region: Uint8Array, profile: HostProfile): CachedContexts | undefined {
+    const n = region.length;
+    for (const e of this.entries) {
+      if (e.region.length !== n || e.ndr64 !== profile.ndr64 || e.btfn !== profile.btfn) continue;
+      const r = e.region;
+      let i = 0;
+      while (i < n && r[i] === region[i]) i++;
+      if (i === n) return e;
+    }
+    return undefined;
+  }
+
+  put(region: Uint8Array, profile: HostProfile, value: CachedContexts): void {
+    if (this.entries.length >= this.limit) this.entries.shift();
+    this.entries.push({ ...value, region: region.slice(), ndr64: profile.ndr64, btfn: profile.btfn });
+  }
+}

@@ -12,6 +12,7 @@ import { type Scheduler, SystemClock, type Timer } from '../host/clock.js';
 import type { Random } from '../host/random.js';
 import type { KmsService } from '../host/service.js';
 import { Association, AssociationGroups } from '../rpc/association.js';
+import { NegotiationCache } from '../rpc/negotiate.js';
 import { CallRunner } from './calls.js';
 import { type CloseReason, Connection, type ConnectionAction } from './connection.js';
 import { EdgeLog } from './edge-log.js';
@@ -179,6 +180,8 @@ export class KmsServer {
   private readonly calls: CallRunner;
   /** The association groups this host issued, across its connections (spec a.8). */
   private readonly assocGroups = new AssociationGroups();
+  /** The context lists this host has negotiated, shared by its connections (rpc/negotiate.ts). */
+  private readonly negotiations = new NegotiationCache();
   /** The event-loop turn: its commit group and its corked writes (see turn.ts). */
   readonly turn: Turn;
   /** A fresh non-zero association group id (spec a.8), one function for every association. */
@@ -268,6 +271,7 @@ export class KmsServer {
         maxCallSize: this.limits.maxCallSize,
         newAssocGroupId: this.newAssocGroupId,
         groups: this.assocGroups,
+        negotiations: this.negotiations,
       });
     const now = this.scheduler.now();
     const conn = new Connection({ id, peer, now, limits: this.limits, newAssociation, handler: this.calls });
