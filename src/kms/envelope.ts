@@ -11,12 +11,7 @@ import {
   writeResponseBody,
   writeResponseBodyAt,
 } from './body.js';
-import type {
-  DecodedRequest,
-  KmsResponseBody,
-  KmsVersion,
-  NdrSyntax,
-} from './messages.js';
+import type { DecodedRequest, KmsResponseBody, KmsVersion, NdrSyntax } from './messages.js';
 import { REFERENT_ID, responseStubLength, wrapResponseStub } from './stub.js';
 
 /**
