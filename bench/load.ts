@@ -77,7 +77,7 @@ function contextEl(id: number, ts: ReturnType<typeof transferSyntax>): Presentat
 }
 
 /** Bind / alter_context / request bytes as a Windows 10 client sends them, with a V6 request. */
-function buildConversations(n: number, startMs: number): Conversation[] {
+export function buildConversations(n: number, startMs: number): Conversation[] {
   const sku = defaultCatalog().findSku('Windows 10/11 Enterprise');
   const r = new SeededRandom('load-clients');
   const common = { rpcVersionMinor: RPC_VERSION_MINOR, drep: DREP_LE };
@@ -395,7 +395,7 @@ async function phase(
   };
 }
 
-function procRssMB(pid: number): number | null {
+export function procRssMB(pid: number): number | null {
   try {
     const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const m = /VmRSS:\s+(\d+) kB/.exec(s);

@@ -3,6 +3,8 @@
  * prints one table and then one JSON line with every figure and the machine it ran on.
  *
  * `compare` (only when named) runs bench/compare.ts: --vlmcsd PATH, --rounds N, --seconds N, --tools DIR.
+ * `flood` (only when named) runs bench/flood.ts: --seconds N (per phase, default 10), --connections N,
+ * --idle-timeout MS, --phases pipelined,slow-readers,reference,idle,reconnect.
  *
  * Flags: --ms N (codec: measured ms per line), --seconds N (load: per phase), --target HOST:PORT and
  * --host child|in-process and --store memory|PATH (load), --no-variants (fleet), --json (JSON only).
@@ -11,11 +13,12 @@ import { runCodecBench } from './codec.js';
 import { type BenchSection, machine, num, parseArgs, printTable } from './common.js';
 import { compareOptions, runCompareBench } from './compare.js';
 import { runFleetBench } from './fleet.js';
+import { floodPhases, runFloodBench } from './flood.js';
 import { runLoadBench } from './load.js';
 
 const ALL = ['codec', 'load', 'fleet'] as const;
-/** Benches that run only when named: `compare` takes minutes and starts other processes. */
-const NAMED = ['compare'] as const;
+/** Benches that run only when named: they take minutes, start other processes, open many sockets. */
+const NAMED = ['compare', 'flood'] as const;
 type Name = (typeof ALL)[number] | (typeof NAMED)[number];
 
 const { words, flags } = parseArgs(process.argv.slice(2));
@@ -51,6 +54,17 @@ for (const name of selected) {
     );
   }
   if (name === 'compare') sections.push(await runCompareBench(compareOptions(flags)));
+  if (name === 'flood') {
+    const phases = floodPhases(flags['phases']);
+    sections.push(
+      await runFloodBench({
+        seconds: num(flags['seconds'], 10),
+        connections: num(flags['connections'], 10_000),
+        ...(flags['idle-timeout'] !== undefined ? { idleTimeoutMs: num(flags['idle-timeout'], 30_000) } : {}),
+        ...(phases ? { phases } : {}),
+      }),
+    );
+  }
   if (name === 'fleet')
     sections.push(await runFleetBench({ variantMachines: flags['no-variants'] ? 0 : 2000 }));
   log(`  ${name} took ${((performance.now() - t) / 1000).toFixed(1)} s`);

@@ -1,13 +1,15 @@
 /**
- * `npx tsx bench/sqlite-write.ts [--commits N] [--group N] [--no-meta] [--autocheckpoint PAGES]`: the SQLite
- * store's write path alone — what one group commit of `group` V6-like changes (with the request totals in
- * meta, as the host writes them; --no-meta without) costs in CPU µs per commit and per change, and how many
- * WAL frames (pages) a commit writes (with autocheckpoints off, unless --autocheckpoint), on a fresh file
- * in a temporary directory.
+ * `npx tsx bench/sqlite-write.ts [--commits N] [--group N] [--no-counters] [--autocheckpoint PAGES]`: the
+ * SQLite store's write path alone — what one group commit of `group` V6-like changes (with the host's
+ * cumulative counters on the last change, as service.ts commits them: the full row set, of which a commit
+ * moves three; --no-counters without) costs in CPU µs per commit and per change, and how many WAL frames
+ * (pages) a commit writes (with autocheckpoints off, unless --autocheckpoint), on a fresh file in a
+ * temporary directory.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { counterRows, emptyCounters } from '../src/host/counters.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import type { StoreChange } from '../src/store/store.js';
 import { num, parseArgs } from './common.js';
@@ -61,12 +63,21 @@ function change(): StoreChange {
     },
   };
 }
-const noMeta = flags['no-meta'] === true;
+const noCounters = flags['no-counters'] === true;
+const counters = { ...emptyCounters(), licensed: 0 };
 const totals = { requests: 0, byResult: { activated: 0 } };
+/** What the host's commit carries after `group` more licensed, activated requests. */
+function moveCounters(): Record<string, number> {
+  counters.total += group;
+  counters.licensed += group;
+  totals.requests += group;
+  totals.byResult.activated += group;
+  return counterRows(counters, totals);
+}
 const walFrames = () => (store.db.pragma('wal_checkpoint(PASSIVE)') as { log: number }[])[0]!.log;
 for (let i = 0; i < 2000; i++) {
   const cs = Array.from({ length: group }, change);
-  cs[group - 1]!.meta = { requestTotals: JSON.stringify(totals) };
+  cs[group - 1]!.counters = moveCounters();
   store.commitMany(cs);
 }
 store.db.pragma('wal_checkpoint(TRUNCATE)');
@@ -76,8 +87,7 @@ store.db.pragma(
 const c0 = process.cpuUsage();
 for (let i = 0; i < commits; i++) {
   const cs = Array.from({ length: group }, change);
-  totals.requests += group;
-  if (!noMeta) cs[group - 1]!.meta = { requestTotals: JSON.stringify(totals) };
+  if (!noCounters) cs[group - 1]!.counters = moveCounters();
   store.commitMany(cs);
 }
 const c = process.cpuUsage(c0);

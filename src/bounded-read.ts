@@ -9,6 +9,25 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 
 const MiB = 1 << 20;
 
+/** For a short blocking pause on a descriptor that said EAGAIN (Atomics.wait is a sleep that uses no CPU). */
+const pauseCell = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Stdin for a blocking read. Whoever shares fd 0's open file description may have made it
+ * non-blocking (Node does so for a pipe as soon as anything touches `process.stdin`), and then every
+ * read says EAGAIN until data comes. A pipe or FIFO is reopened through /dev/stdin, which gives this
+ * process its own, blocking, description of the same pipe; anything else (a socket) stays fd 0, where
+ * readFileBounded waits between EAGAINs instead of spinning.
+ */
+function openStdin(): { fd: number; owned: boolean } {
+  try {
+    if (fstatSync(0).isFIFO()) return { fd: openSync('/dev/stdin', 'r'), owned: true };
+  } catch {
+    // No /dev/stdin (or not reopenable): read fd 0 itself.
+  }
+  return { fd: 0, owned: false };
+}
+
 /** The caps, by kind of file (docs/robustness.md "Input files"). */
 export const INPUT_LIMITS = {
   config: MiB,
@@ -74,8 +93,10 @@ function readFileBounded(
   const maxLine = opts.maxLineBytes ?? Number.POSITIVE_INFINITY;
   let lineLength = 0;
   let fd: number;
+  let owned = true;
   try {
-    fd = file === '-' ? 0 : openSync(file, 'r');
+    if (file === '-') ({ fd, owned } = openStdin());
+    else fd = openSync(file, 'r');
   } catch (e) {
     throw new InputFileError(file, `cannot read it: ${fsErrorReason(e)}`);
   }
@@ -86,12 +107,19 @@ function readFileBounded(
     const chunks: Buffer[] = [];
     let total = 0;
     const chunk = Buffer.allocUnsafe(Math.min(limit + 1, 1 << 16));
+    let pauseMs = 1;
     for (;;) {
       let n: number;
       try {
         n = readSync(fd, chunk, 0, Math.min(chunk.length, limit + 1 - total), null);
+        pauseMs = 1;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') {
+          // A non-blocking descriptor with nothing to read yet: wait (1 ms, doubling to 50 ms), not spin.
+          Atomics.wait(pauseCell, 0, 0, pauseMs);
+          pauseMs = Math.min(pauseMs * 2, 50);
+          continue;
+        }
         if ((e as NodeJS.ErrnoException).code === 'EOF') break;
         throw new InputFileError(file, `cannot read it: ${fsErrorReason(e)}`);
       }
@@ -114,7 +142,7 @@ function readFileBounded(
     }
     return Buffer.concat(chunks, total);
   } finally {
-    if (fd !== 0) closeSync(fd);
+    if (owned) closeSync(fd);
   }
 }
 

@@ -7,6 +7,7 @@ import { registerProducts } from './products.js';
 import { registerReplay } from './replay.js';
 import { registerScenario } from './scenario.js';
 import { registerServe } from './serve.js';
+import { registerStatus } from './status.js';
 
 /** Every command (and sub-command) ends its --help with the one exit-code table. */
 function withExitCodes(c: Command): void {
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerReplay(program);
   registerScenario(program);
   registerProducts(program);
+  registerStatus(program);
   withExitCodes(program);
   return program;
 }

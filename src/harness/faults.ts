@@ -1,19 +1,24 @@
 /**
- * Fault injection for the lab host. Rules are plain JSON-able objects (so they travel through a
- * scenario file or `POST /faults` unchanged), checked by `parseFaultRules` with errors that name the
- * rule and the field, compiled once, and matched by a pure function (`matchesConditions`). The
- * stateful parts (the per-rule counter and the seeded probability draw) live in `FaultEngine`.
+ * Fault injection for the lab host: the harness's side of the one fault seam (src/server/fault-seam.ts).
+ * Rules are plain JSON-able objects (so they travel through a scenario file or `POST /faults`
+ * unchanged), checked by `parseFaultRules` with errors that name the rule and the field, compiled
+ * once, and matched by a pure function (`matchesConditions`). The stateful parts (the per-rule counter
+ * and the seeded probability draw) live in `FaultEngine`, which implements FaultSeam.
  *
- * Three levels, by the moment a fault acts:
- * - connection: `refuse-connection` (the TCP connection is closed as soon as it is accepted);
+ * Each action is one descriptor (FAULT_ACTIONS): its type, its interception point (accept, bind,
+ * result, stub, delivery), the zod schema of its fields, a description, and `apply`, which changes the
+ * outcome at that point. The point gives the level, by the moment a fault acts:
+ * - connection (accept): `refuse-connection`, the TCP connection is closed as soon as it is accepted;
  * - bind: `delay-bind`, `close-after-bind`, `bind-nak`, `reject-contexts`. No KMS field is known when a
  *   bind is answered, so these rules can only match `peer`, `nth`, `ruleNth`, `probability`, `window`;
- * - call: everything else, matched against the decoded KMS request as well.
+ * - call (result, stub, delivery): everything else, matched against the decoded KMS request as well.
  *
  * On each connection, bind or call every rule of that level is evaluated on its own; all rules that
  * fire are applied together (for a field two rules both set, the earlier rule wins), and each one is
  * reported as a fault event.
  */
+
+import { z } from 'zod';
 import {
   type Catalog,
   defaultCatalog,
@@ -23,65 +28,349 @@ import {
 } from '../catalog/products.js';
 import { type Clock, type DurationInput, parseDuration } from '../host/clock.js';
 import { type Random, SeededRandom } from '../host/random.js';
-import type { CallFault, CallInfo } from '../host/service.js';
+import type { CallInfo, CallShaping } from '../host/service.js';
 import { hresultHex, parseHResult } from '../kms/hresult.js';
 import type { KmsRequestBody } from '../kms/messages.js';
 import { BIND_NAK_REASON, NCA_STATUS } from '../rpc/constants.js';
-import type { BindFault } from '../server/connection.js';
-import type { ServerHooks } from '../server/tcp.js';
+import type { BindFault, CallFault, Delivery, FaultSeam, StubRewrite } from '../server/fault-seam.js';
 import { type Guid, isGuid } from '../wire/guid.js';
+import { tamperStub } from './tamper.js';
 
 // ---------------------------------------------------------------------------------------------------
-// Rules as data
+// Actions: one descriptor each (the recipe for a new one is in CONTRIBUTING.md, "Adding a fault")
 
 export type FaultLevel = 'connection' | 'bind' | 'call';
 
-/** What a rule does. `ms` are real milliseconds (the server's timers), not host-clock time. */
-export type FaultAction =
-  /** Answer this HRESULT in the error stub (0xC004F042, 0xC004F06C, 0xC004F039, 0xC004F041, 0x8007000D, any). */
-  | { type: 'hresult'; hresult: number | string }
-  /** Answer normally, but with this CurrentCount (the pool still counts the client). */
-  | { type: 'count'; count: number }
-  /** Answer an RPC fault PDU with this NCA status (default nca_s_proto_error 0x1C01000B). */
-  | { type: 'rpc-fault'; status?: number | string }
-  /** Corrupt the answer: the V4 MAC / V5 hash / V6 HMAC ('mac', 'hmac'), or the ciphertext. */
-  | { type: 'tamper'; what?: 'mac' | 'hmac' | 'ciphertext' }
-  /** Echo a CMID that differs from the request's. */
-  | { type: 'wrong-cmid' }
-  /** Echo a client time one second off the request's. */
-  | { type: 'wrong-time' }
-  /** Hold the answer this long. */
-  | { type: 'delay-response'; ms: number }
-  /** Write the first half of the answer PDU, then close the connection. */
-  | { type: 'close-mid-response' }
-  /** Hold the bind_ack this long. */
-  | { type: 'delay-bind'; ms: number }
-  /** Send the bind_ack, then close the connection. */
-  | { type: 'close-after-bind' }
-  /** Refuse the bind with a bind_nak (p_reject_reason, default 0 reason_not_specified), then close. */
-  | { type: 'bind-nak'; reason?: number }
-  /** Reject every presentation context (provider_rejection / proposed_transfer_syntaxes_not_supported). */
-  | { type: 'reject-contexts' }
-  /** Close every matching connection as soon as it is accepted ("host down"). */
-  | { type: 'refuse-connection' };
+/**
+ * Where an action acts: the interception points of src/server/fault-seam.ts. Its level (which
+ * conditions a rule can match) follows from it: accept → connection, bind → bind, result / stub /
+ * delivery → call.
+ */
+export type FaultPoint = 'accept' | 'bind' | 'result' | 'stub' | 'delivery';
 
+const LEVEL_OF: Readonly<Record<FaultPoint, FaultLevel>> = {
+  accept: 'connection',
+  bind: 'bind',
+  result: 'call',
+  stub: 'call',
+  delivery: 'call',
+};
+
+/**
+ * What an action's `apply` changes at its point. Every rule that fires on one connection, bind or
+ * call applies to the same target, in rule order: a field two rules both set keeps the earlier
+ * rule's value (so `apply` sets with `??=`).
+ */
+interface PointTarget {
+  accept: { refuse: boolean };
+  bind: BindFault;
+  /** Carried out by the host: the imposed decision, the echoes, an RPC fault in place of the answer. */
+  result: CallShaping;
+  stub: Pick<CallFault, 'stub'>;
+  delivery: Delivery;
+}
+
+/** What `apply` reads besides the action: the decoded request, at the call points. */
+type PointInput<P extends FaultPoint> = P extends 'accept' | 'bind' ? null : KmsRequestBody;
+
+interface ActionSpec<T extends string, P extends FaultPoint, F extends z.ZodRawShape> {
+  type: T;
+  point: P;
+  /** What the client sees, one sentence (docs/harness.md's action table says the same). */
+  description: string;
+  /** The action's keys besides `type`, each with its check, default and normalisation. */
+  fields: F;
+  /** The `detail` of the action's fault events, when it has a parameter. */
+  detail?: (a: z.output<z.ZodObject<F>>) => string;
+  apply: (a: z.output<z.ZodObject<F>>, into: PointTarget[P], input: PointInput<P>) => void;
+}
+
+interface ActionDescriptor<T extends string, P extends FaultPoint, F extends z.ZodRawShape>
+  extends ActionSpec<T, P, F> {
+  level: FaultLevel;
+  /** The whole action object: `{ type, ...fields }`, no other key. */
+  schema: z.ZodObject<{ type: z.ZodLiteral<T> } & F, z.core.$strict>;
+}
+
+function defineAction<const T extends string, P extends FaultPoint, F extends z.ZodRawShape>(
+  spec: ActionSpec<T, P, F>,
+): ActionDescriptor<T, P, F> {
+  const shape = { type: z.literal(spec.type), ...spec.fields } as { type: z.ZodLiteral<T> } & F;
+  return { ...spec, level: LEVEL_OF[spec.point], schema: z.strictObject(shape) };
+}
+
+/** A field check whose every failure says what is wanted and what was given. */
+const wanted = (what: string) => ({
+  error: (iss: { input?: unknown }) => `${what}, got ${describe(iss.input)}`,
+});
+
+const intIn = (lo: number, hi: number, what: string) => {
+  const e = wanted(what);
+  return z.number(e).int(e).min(lo, e).max(hi, e);
+};
+
+/** An HRESULT or NCA status: a number, or a string such as "0xC004F042" (normalised to a number). */
+const statusCode = (what: string) =>
+  z.union([z.number(), z.string()], { error: what }).transform((v, ctx) => {
+    try {
+      return parseHResult(v);
+    } catch (e) {
+      ctx.issues.push({ code: 'custom', message: (e as Error).message, input: v });
+      return z.NEVER;
+    }
+  });
+
+/** Longest injected delay: a lab should not hang for longer by accident. */
+const MAX_FAULT_DELAY_MS = 10 * 60_000;
+/** `ms` are real milliseconds (the server's edge clock), not host-clock time. */
+const delayMs = intIn(0, MAX_FAULT_DELAY_MS, `whole milliseconds 0..${MAX_FAULT_DELAY_MS}`);
+
+/**
+ * Every action, in the order error messages list them. An optional field given as null takes its
+ * default, as rule files always could.
+ */
+const FAULT_ACTIONS = [
+  defineAction({
+    type: 'hresult',
+    point: 'result',
+    description:
+      'answer this HRESULT in the error stub (0xC004F042, 0xC004F06C, 0xC004F039, 0xC004F041, 0x8007000D, any); the pool does not count the client',
+    fields: { hresult: statusCode('an HRESULT such as "0xC004F042" or a number') },
+    detail: (a) => hresultHex(a.hresult),
+    apply: (a, r) => {
+      r.hresult ??= a.hresult;
+    },
+  }),
+  defineAction({
+    type: 'count',
+    point: 'result',
+    description: 'answer normally, but with this CurrentCount (the pool still counts the client)',
+    fields: { count: intIn(0, 0xffffffff, 'an integer 0..4294967295') },
+    detail: (a) => `count ${a.count}`,
+    apply: (a, r) => {
+      r.count ??= a.count;
+    },
+  }),
+  defineAction({
+    type: 'rpc-fault',
+    point: 'result',
+    description:
+      'answer an RPC fault PDU with this NCA status (default nca_s_proto_error 0x1C01000B); the request is still counted, as failed',
+    fields: {
+      status: z
+        .union([z.number(), z.string()], wanted('an NCA status such as "0x1C010003" or a number'))
+        .optional()
+        .transform((v, ctx) => {
+          if (v === undefined) return NCA_STATUS.PROTO_ERROR;
+          try {
+            return parseHResult(v);
+          } catch {
+            ctx.issues.push({
+              code: 'custom',
+              message: `an NCA status such as "0x1C010003" or a number, got ${describe(v)}`,
+              input: v,
+            });
+            return z.NEVER;
+          }
+        }),
+    },
+    detail: (a) => `status ${hresultHex(a.status)}`,
+    apply: (a, r) => {
+      r.ncaStatus ??= a.status;
+    },
+  }),
+  defineAction({
+    type: 'tamper',
+    point: 'stub',
+    description:
+      "corrupt the answer: the V4 MAC / V5 hash / V6 HMAC ('mac', 'hmac'), or the ciphertext (V4: its MAC)",
+    fields: {
+      what: z
+        .enum(['mac', 'hmac', 'ciphertext'], wanted('"mac", "hmac" or "ciphertext"'))
+        .nullish()
+        .transform((v) => v ?? 'mac'),
+    },
+    detail: (a) => a.what,
+    apply: (a, s) => {
+      const what = a.what === 'ciphertext' ? 'ciphertext' : 'mac';
+      const rewrite: StubRewrite = (stub, protocol, ndr) => tamperStub(stub, what, protocol, ndr);
+      s.stub ??= rewrite;
+    },
+  }),
+  defineAction({
+    type: 'wrong-cmid',
+    point: 'result',
+    description: "echo a CMID that differs from the request's (the answer is signed with it)",
+    fields: {},
+    apply: (_, r, req) => {
+      r.cmid ??= flipGuid(req.cmid);
+    },
+  }),
+  defineAction({
+    type: 'wrong-time',
+    point: 'result',
+    description: "echo a client time one second off the request's (V6 keys its HMAC with it)",
+    fields: {},
+    apply: (_, r, req) => {
+      r.clientTime ??= req.clientTime + 10_000_000n;
+    },
+  }),
+  defineAction({
+    type: 'delay-response',
+    point: 'delivery',
+    description: 'hold the answer this long; later input on the connection waits behind it',
+    fields: { ms: delayMs },
+    detail: (a) => `${a.ms} ms`,
+    apply: (a, d) => {
+      d.delayMs ??= a.ms;
+    },
+  }),
+  defineAction({
+    type: 'close-mid-response',
+    point: 'delivery',
+    description:
+      'write the first half of the answer PDU, then close the connection (the request was counted)',
+    fields: {},
+    apply: (_, d) => {
+      d.closeMidResponse = true;
+    },
+  }),
+  defineAction({
+    type: 'delay-bind',
+    point: 'bind',
+    description: 'hold the bind_ack this long',
+    fields: { ms: delayMs },
+    detail: (a) => `${a.ms} ms`,
+    apply: (a, b) => {
+      b.delayMs ??= a.ms;
+    },
+  }),
+  defineAction({
+    type: 'close-after-bind',
+    point: 'bind',
+    description: 'send the bind_ack, then close the connection',
+    fields: {},
+    apply: (_, b) => {
+      b.closeAfterBind = true;
+    },
+  }),
+  defineAction({
+    type: 'bind-nak',
+    point: 'bind',
+    description:
+      'refuse the bind with a bind_nak (p_reject_reason, default 0 reason_not_specified), then close',
+    fields: {
+      reason: intIn(0, 0xffff, 'a p_reject_reason 0..65535 (e.g. 1 temporary_congestion)')
+        .nullish()
+        .transform((v) => v ?? BIND_NAK_REASON.NOT_SPECIFIED),
+    },
+    detail: (a) => `reason ${a.reason}`,
+    apply: (a, b) => {
+      b.bindNak ??= a.reason;
+    },
+  }),
+  defineAction({
+    type: 'reject-contexts',
+    point: 'bind',
+    description:
+      'reject every presentation context (provider_rejection / proposed_transfer_syntaxes_not_supported); a request sent anyway gets nca_s_unk_if',
+    fields: {},
+    apply: (_, b) => {
+      b.rejectContexts = true;
+    },
+  }),
+  defineAction({
+    type: 'refuse-connection',
+    point: 'accept',
+    description: 'close every matching connection as soon as it is accepted ("host down")',
+    fields: {},
+    apply: (_, c) => {
+      c.refuse = true;
+    },
+  }),
+] as const;
+
+type AnyDescriptor = (typeof FAULT_ACTIONS)[number];
+
+/** What a rule does, as written (in code, a scenario file or `POST /faults`). */
+export type FaultAction = z.input<AnyDescriptor['schema']>;
 export type FaultActionType = FaultAction['type'];
 
-const ACTION_LEVEL: Readonly<Record<FaultActionType, FaultLevel>> = {
-  hresult: 'call',
-  count: 'call',
-  'rpc-fault': 'call',
-  tamper: 'call',
-  'wrong-cmid': 'call',
-  'wrong-time': 'call',
-  'delay-response': 'call',
-  'close-mid-response': 'call',
-  'delay-bind': 'bind',
-  'close-after-bind': 'bind',
-  'bind-nak': 'bind',
-  'reject-contexts': 'bind',
-  'refuse-connection': 'connection',
-};
+/** The descriptor of each action type. */
+const ACTION_OF: ReadonlyMap<string, AnyDescriptor> = new Map(FAULT_ACTIONS.map((d) => [d.type, d]));
+const ACTION_TYPES = FAULT_ACTIONS.map((d) => d.type).join(', ');
+
+/** The actions a rule can name, with their level, interception point and description. */
+export function faultActions(): {
+  type: FaultActionType;
+  level: FaultLevel;
+  point: FaultPoint;
+  description: string;
+}[] {
+  return FAULT_ACTIONS.map((d) => ({
+    type: d.type,
+    level: d.level,
+    point: d.point,
+    description: d.description,
+  }));
+}
+
+/** Carries out a fired rule's action on the target of its point (the one place actions are dispatched). */
+function applyAction<P extends FaultPoint>(
+  r: CompiledRule,
+  into: PointTarget[P],
+  input: PointInput<P>,
+): void {
+  (r.descriptor.apply as (a: unknown, into: unknown, input: unknown) => void)(r.action, into, input);
+}
+
+function actionDetail(r: CompiledRule): string | undefined {
+  const detail = r.descriptor.detail as ((a: unknown) => string) | undefined;
+  return detail?.(r.action);
+}
+
+/** Checks and normalises an action through its descriptor; null (with the problems in `errors`) if it is bad. */
+function parseAction(
+  raw: unknown,
+  at: string,
+  errors: string[],
+): { action: FaultAction; descriptor: AnyDescriptor } | null {
+  if (!isObject(raw)) {
+    errors.push(`${at}: an object { type, ... } with type one of ${ACTION_TYPES}; got ${describe(raw)}`);
+    return null;
+  }
+  const type = raw['type'];
+  const descriptor = typeof type === 'string' ? ACTION_OF.get(type) : undefined;
+  if (descriptor === undefined) {
+    errors.push(`${at}.type: one of ${ACTION_TYPES}; got ${describe(type)}`);
+    return null;
+  }
+  const r = descriptor.schema.safeParse(raw);
+  if (r.success) return { action: r.data as FaultAction, descriptor };
+  const allowed = Object.keys(descriptor.fields);
+  const fieldErrors: string[] = [];
+  const seen = new Set<string>();
+  for (const iss of r.error.issues) {
+    if (iss.code === 'unrecognized_keys') {
+      for (const k of iss.keys) {
+        errors.push(
+          `${at}: "${descriptor.type}" takes ${allowed.length ? allowed.join(', ') : 'no other key'}, not "${k}"`,
+        );
+      }
+      continue;
+    }
+    const path = iss.path.map(String).join('.');
+    // One message per field (a value can fail several checks of the same field).
+    if (seen.has(path)) continue;
+    seen.add(path);
+    fieldErrors.push(`${at}.${path}: ${iss.message}`);
+  }
+  errors.push(...fieldErrors);
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Rules as data
 
 /**
  * Which events: a 1-based number, a list of them, or a range `{ from, to, every }` (inclusive;
@@ -157,23 +446,6 @@ const MATCH_KEYS = [
   'window',
 ] as const;
 const KMS_KEYS = new Set(['application', 'kmsId', 'sku', 'cmid', 'protocol']);
-const ACTION_KEYS: Record<FaultActionType, string[]> = {
-  hresult: ['hresult'],
-  count: ['count'],
-  'rpc-fault': ['status'],
-  tamper: ['what'],
-  'wrong-cmid': [],
-  'wrong-time': [],
-  'delay-response': ['ms'],
-  'close-mid-response': [],
-  'delay-bind': ['ms'],
-  'close-after-bind': [],
-  'bind-nak': ['reason'],
-  'reject-contexts': [],
-  'refuse-connection': [],
-};
-/** Longest injected delay: a lab should not hang for longer by accident. */
-const MAX_FAULT_DELAY_MS = 10 * 60_000;
 
 const APP_ALIASES: Record<string, Guid> = {
   windows: WINDOWS_APP_ID,
@@ -247,107 +519,22 @@ function parseRule(raw: unknown, i: number, catalog: Catalog, errors: string[]):
   if (raw['name'] !== undefined && (typeof raw['name'] !== 'string' || raw['name'].trim() === '')) {
     errors.push(`${at}.name: a non-empty string`);
   }
-  const action = parseAction(raw['action'], `${at}.action`, errors);
-  const level = action ? ACTION_LEVEL[action.type] : null;
+  const parsed = parseAction(raw['action'], `${at}.action`, errors);
+  const level = parsed ? parsed.descriptor.level : null;
   const match = parseMatch(raw['match'], `${at}.match`, catalog, errors);
   if (level && level !== 'call' && isObject(raw['match'])) {
     for (const k of Object.keys(raw['match'])) {
       if (KMS_KEYS.has(k)) {
         errors.push(
-          `${at}.match.${k}: action "${action!.type}" acts on the ${level}, before any KMS request is read, so it can only match peer, nth, ruleNth, probability and window`,
+          `${at}.match.${k}: action "${parsed!.descriptor.type}" acts on the ${level}, before any KMS request is read, so it can only match peer, nth, ruleNth, probability and window`,
         );
       }
     }
   }
-  if (errors.length > before || !action) return null;
+  if (errors.length > before || !parsed) return null;
+  const action = parsed.action;
   const name = typeof raw['name'] === 'string' ? raw['name'].trim() : `${action.type}#${i}`;
   return match && Object.keys(match).length > 0 ? { name, match, action } : { name, action };
-}
-
-function parseAction(raw: unknown, at: string, errors: string[]): FaultAction | null {
-  if (!isObject(raw)) {
-    errors.push(
-      `${at}: an object { type, ... } with type one of ${Object.keys(ACTION_LEVEL).join(', ')}; got ${describe(raw)}`,
-    );
-    return null;
-  }
-  const type = raw['type'];
-  if (typeof type !== 'string' || !(type in ACTION_LEVEL)) {
-    errors.push(`${at}.type: one of ${Object.keys(ACTION_LEVEL).join(', ')}; got ${describe(type)}`);
-    return null;
-  }
-  const t = type as FaultActionType;
-  const allowed = ACTION_KEYS[t];
-  for (const k of Object.keys(raw)) {
-    if (k !== 'type' && !allowed.includes(k)) {
-      errors.push(`${at}: "${t}" takes ${allowed.length ? allowed.join(', ') : 'no other key'}, not "${k}"`);
-    }
-  }
-  const ms = (): number => {
-    const v = raw['ms'];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_FAULT_DELAY_MS) {
-      errors.push(`${at}.ms: whole milliseconds 0..${MAX_FAULT_DELAY_MS}, got ${describe(v)}`);
-      return 0;
-    }
-    return v;
-  };
-  switch (t) {
-    case 'hresult': {
-      const v = raw['hresult'];
-      if (typeof v !== 'number' && typeof v !== 'string') {
-        errors.push(`${at}.hresult: an HRESULT such as "0xC004F042" or a number`);
-        return null;
-      }
-      try {
-        return { type: t, hresult: parseHResult(v) };
-      } catch (e) {
-        errors.push(`${at}.hresult: ${(e as Error).message}`);
-        return null;
-      }
-    }
-    case 'count': {
-      const v = raw['count'];
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-        errors.push(`${at}.count: an integer 0..4294967295, got ${describe(v)}`);
-        return null;
-      }
-      return { type: t, count: v };
-    }
-    case 'rpc-fault': {
-      const v = raw['status'];
-      if (v === undefined) return { type: t, status: NCA_STATUS.PROTO_ERROR };
-      try {
-        if (typeof v !== 'number' && typeof v !== 'string') throw new RangeError('not a number');
-        return { type: t, status: parseHResult(v) };
-      } catch {
-        errors.push(`${at}.status: an NCA status such as "0x1C010003" or a number, got ${describe(v)}`);
-        return null;
-      }
-    }
-    case 'tamper': {
-      const v = raw['what'] ?? 'mac';
-      if (v !== 'mac' && v !== 'hmac' && v !== 'ciphertext') {
-        errors.push(`${at}.what: "mac", "hmac" or "ciphertext", got ${describe(v)}`);
-        return null;
-      }
-      return { type: t, what: v };
-    }
-    case 'delay-response':
-    case 'delay-bind':
-      return { type: t, ms: ms() };
-    case 'bind-nak': {
-      const v = raw['reason'] ?? BIND_NAK_REASON.NOT_SPECIFIED;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffff) {
-        errors.push(
-          `${at}.reason: a p_reject_reason 0..65535 (e.g. 1 temporary_congestion), got ${describe(v)}`,
-        );
-        return null;
-      }
-      return { type: t, reason: v };
-    }
-    default:
-      return { type: t } as FaultAction;
-  }
 }
 
 function listOf(v: unknown): unknown[] {
@@ -494,6 +681,9 @@ export interface CompiledRule {
   index: number;
   name: string;
   level: FaultLevel;
+  /** Where its action acts, and the descriptor that carries it out. */
+  point: FaultPoint;
+  descriptor: AnyDescriptor;
   action: FaultAction;
   rule: FaultRule;
   application: ReadonlySet<string> | null;
@@ -557,10 +747,15 @@ export function compileRules(rules: readonly FaultRule[], origin: number): Compi
     const m = rule.match ?? {};
     const set = <T>(v: T | T[] | undefined): ReadonlySet<T> | null =>
       v === undefined ? null : new Set(listOf(v) as T[]);
+    const descriptor = ACTION_OF.get(rule.action.type);
+    if (descriptor === undefined)
+      throw new FaultRuleError([`faults[${index}].action.type: ${rule.action.type}?`]);
     return {
       index,
       name: rule.name ?? `${rule.action.type}#${index}`,
-      level: ACTION_LEVEL[rule.action.type],
+      level: descriptor.level,
+      point: descriptor.point,
+      descriptor,
       action: rule.action,
       rule,
       application: set(m.application),
@@ -644,7 +839,7 @@ interface RuleState {
   random: Random | null;
 }
 
-export class FaultEngine {
+export class FaultEngine implements FaultSeam {
   readonly origin: number;
   private readonly seed: string;
   private readonly clock: Clock;
@@ -717,43 +912,46 @@ export class FaultEngine {
 
   private report(r: CompiledRule, base: Omit<FaultFired, 'type' | 'rule' | 'action' | 'level'>): void {
     const f: FaultFired = { type: 'fault', rule: r.name, action: r.action.type, level: r.level, ...base };
-    const detail = actionDetail(r.action);
+    const detail = actionDetail(r);
     if (detail) f.detail = detail;
     for (const fn of this.listeners) fn(f);
   }
 
   /** Connection level: false refuses the connection. */
-  acceptConnection(peer: string): boolean {
+  accept(peer: string): boolean {
     this.connections += 1;
     this.attemptOf.set(peer, this.connections);
     if (this.attemptOf.size > 4096) this.attemptOf.delete(this.attemptOf.keys().next().value!);
+    if (this.states.length === 0) return true;
     const time = this.clock.now();
     const fired = this.fire({ level: 'connection', peer, time, nth: this.connections });
-    for (const r of fired) this.report(r, { time, connectionId: null, peer });
-    return fired.length === 0;
+    const into = { refuse: false };
+    for (const r of fired) {
+      applyAction<'accept'>(r, into, null);
+      this.report(r, { time, connectionId: null, peer });
+    }
+    return !into.refuse;
   }
 
   /** Bind level. */
-  bindFault(info: { peer: string; connectionId: number }): BindFault | null {
+  bind(info: { peer: string; connectionId: number }): BindFault | null {
+    if (this.states.length === 0) return null;
     const time = this.clock.now();
     const nth = this.attemptOf.get(info.peer) ?? info.connectionId;
     const fired = this.fire({ level: 'bind', peer: info.peer, time, nth });
     if (fired.length === 0) return null;
     const f: BindFault = { name: fired.map((r) => r.name).join('+') };
     for (const r of fired) {
-      const a = r.action;
-      if (a.type === 'delay-bind') f.delayMs ??= a.ms;
-      else if (a.type === 'close-after-bind') f.closeAfterBind = true;
-      else if (a.type === 'bind-nak') f.bindNak ??= a.reason ?? 0;
-      else if (a.type === 'reject-contexts') f.rejectContexts = true;
+      applyAction<'bind'>(r, f, null);
       this.report(r, { time, connectionId: info.connectionId, peer: info.peer });
     }
     return f;
   }
 
-  /** Call level (the service's FaultHook). */
-  callFault(req: KmsRequestBody, info: CallInfo): CallFault | null {
+  /** Call level. */
+  call(req: KmsRequestBody, info: CallInfo): CallFault | null {
     this.calls += 1;
+    if (this.states.length === 0) return null;
     const time = this.clock.now();
     const fired = this.fire({
       level: 'call',
@@ -769,8 +967,17 @@ export class FaultEngine {
       },
     });
     if (fired.length === 0) return null;
-    const f = callFaultOf(fired);
+    const name = fired.map((r) => r.name).join('+');
+    const f: CallFault = {
+      name,
+      result: { label: name, reason: `fault ${name}` },
+      stub: null,
+      delivery: { name },
+    };
     for (const r of fired) {
+      if (r.point === 'result') applyAction<'result'>(r, f.result, req);
+      else if (r.point === 'delivery') applyAction<'delivery'>(r, f.delivery, req);
+      else applyAction<'stub'>(r, f, req);
       this.report(r, {
         time,
         connectionId: info.connectionId,
@@ -781,70 +988,9 @@ export class FaultEngine {
     }
     return f;
   }
-
-  /** The server hooks that carry the rules out. */
-  hooks(): Required<Pick<ServerHooks, 'acceptConnection' | 'bindFault' | 'callFault'>> {
-    return {
-      acceptConnection: (peer) => this.acceptConnection(peer),
-      bindFault: (info) => this.bindFault(info),
-      callFault: (req, info) => this.callFault(req, info),
-    };
-  }
 }
 
-/** Merges the actions of the call rules that fired (earlier rules win a field both set). */
-function callFaultOf(fired: readonly CompiledRule[]): CallFault {
-  const f: CallFault = { name: fired.map((r) => r.name).join('+') };
-  for (const r of fired) {
-    const a = r.action;
-    switch (a.type) {
-      case 'hresult':
-        f.hresult ??= parseHResult(a.hresult);
-        break;
-      case 'count':
-        f.count ??= a.count;
-        break;
-      case 'rpc-fault':
-        f.rpcFault ??= a.status === undefined ? NCA_STATUS.PROTO_ERROR : parseHResult(a.status);
-        break;
-      case 'tamper':
-        f.tamper ??= a.what === 'ciphertext' ? 'ciphertext' : 'mac';
-        break;
-      case 'wrong-cmid':
-        f.wrongCmid = true;
-        break;
-      case 'wrong-time':
-        f.wrongTime = true;
-        break;
-      case 'delay-response':
-        f.delayMs ??= a.ms;
-        break;
-      case 'close-mid-response':
-        f.closeMidResponse = true;
-        break;
-      default:
-        break;
-    }
-  }
-  return f;
-}
-
-function actionDetail(a: FaultAction): string | undefined {
-  switch (a.type) {
-    case 'hresult':
-      return hresultHex(parseHResult(a.hresult));
-    case 'count':
-      return `count ${a.count}`;
-    case 'rpc-fault':
-      return `status ${hresultHex(a.status === undefined ? NCA_STATUS.PROTO_ERROR : parseHResult(a.status))}`;
-    case 'tamper':
-      return a.what ?? 'mac';
-    case 'delay-response':
-    case 'delay-bind':
-      return `${a.ms} ms`;
-    case 'bind-nak':
-      return `reason ${a.reason ?? 0}`;
-    default:
-      return undefined;
-  }
+function flipGuid(g: Guid): Guid {
+  // Flip the last byte: a different, still well-formed CMID.
+  return g.slice(0, -2) + (Number.parseInt(g.slice(-2), 16) ^ 0xff).toString(16).padStart(2, '0');
 }

@@ -213,10 +213,12 @@ export async function startLabHost(opts: LabHostOptions = {}): Promise<LabHost> 
       ? {}
       : { secondaryAddress: String(opts.advertisedPort ?? LAB_ADVERTISED_PORT) }),
     hooks: {
-      acceptConnection: (peer) =>
-        (engine?.acceptConnection(peer) ?? true) && (moreHooks?.acceptConnection?.(peer) ?? true),
-      bindFault: (info) => engine?.bindFault(info) ?? moreHooks?.bindFault?.(info) ?? null,
-      callFault: (req, info) => engine?.callFault(req, info) ?? moreHooks?.callFault?.(req, info) ?? null,
+      // The engine's rules first, then a seam the caller passed in runtime.hooks.
+      faults: {
+        accept: (peer) => (engine?.accept(peer) ?? true) && (moreHooks?.faults?.accept(peer) ?? true),
+        bind: (info) => engine?.bind(info) ?? moreHooks?.faults?.bind(info) ?? null,
+        call: (req, info) => engine?.call(req, info) ?? moreHooks?.faults?.call(req, info) ?? null,
+      },
       ...(recorder || moreHooks?.onPdu
         ? {
             onPdu: (dir: 'c2s' | 's2c', conn: number, bytes: Uint8Array) => {

@@ -10,8 +10,8 @@
  *   API's uncounted health-check probe excepted. RPC-level refusals (unknown context, opnum ≠ 0, no
  *   bind) never reach the KMS service and are not requests.
  * - `failed`: those not answered with a count: an error HRESULT in the stub (undecodable message,
- *   policy refusal, injected fault) or an RPC fault (stub inconsistent with its lengths, injected
- *   fault). A count below the client's threshold is not a failure: the host answered normally and the
+ *   policy refusal, imposed HRESULT) or an RPC fault (stub inconsistent with its lengths, imposed
+ *   NCA status). A count below the client's threshold is not a failure: the host answered normally and the
  *   client decides (spec f.4).
  * - one counter per LicenseStatus of the request (spec c.1: 0 Unlicensed, 1 Licensed, 2 OOB grace,
  *   3 OOT grace, 4 Non-genuine grace, 5 Notification, 6 Extended grace), for every request that
@@ -86,11 +86,27 @@ export interface Totals {
   byResult: Record<string, number>;
 }
 
+/** Row names of the request counters, in NAMES order (made once: counterRows runs on every commit). */
+const REQUEST_ROWS = NAMES.map((k) => REQUESTS_PREFIX + k);
+/** Row names of the decisions seen so far (a handful: activated, count-insufficient, refused). */
+const DECISION_ROWS = new Map<string, string>();
+
+function decisionRow(decision: string): string {
+  let row = DECISION_ROWS.get(decision);
+  if (row === undefined) {
+    row = DECISIONS_PREFIX + decision;
+    // Decisions are the host's own few names; the bound only keeps a misuse from growing the map.
+    if (DECISION_ROWS.size < 64) DECISION_ROWS.set(decision, row);
+  }
+  return row;
+}
+
 /** The rows to store for the current counters and decision totals. */
 export function counterRows(c: RequestCounters, totals: Totals): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const k of NAMES) out[REQUESTS_PREFIX + k] = c[k];
-  for (const [k, v] of Object.entries(totals.byResult)) out[DECISIONS_PREFIX + k] = v;
+  for (let i = 0; i < NAMES.length; i++) out[REQUEST_ROWS[i]!] = c[NAMES[i]!];
+  const byResult = totals.byResult;
+  for (const k in byResult) if (Object.hasOwn(byResult, k)) out[decisionRow(k)] = byResult[k]!;
   return out;
 }
 

@@ -35,6 +35,10 @@ export interface ActivationEvent {
   /** Why: 'activated', 'count-insufficient' (the client will report 0xC004F038), or the refusal. */
   decision: 'activated' | 'count-insufficient' | 'refused';
   reason: string;
-  /** Injected fault that shaped this answer, if any. */
+  /**
+   * The label of a decision imposed on this request (see `Imposed` in host.ts), else null. The host
+   * gives it no meaning; the lab harness puts the name of the fault rule that shaped the answer here
+   * (the field keeps its published name).
+   */
   fault: string | null;
 }

@@ -68,10 +68,22 @@ interface PoolChange {
   remove: { applicationId: Guid; cmid: Guid }[];
 }
 
-export interface Override {
-  /** Name of the injected fault, for the event. */
-  name: string;
+/**
+ * A decision the caller imposes on one request instead of (or on top of) the host's own. The host
+ * carries it out without knowing why (the lab harness's fault seam is what imposes them, from
+ * src/server/calls.ts). `label` goes on the event and the history record.
+ *
+ * - `hresult`: answered instead of the policy's decision. An error HRESULT leaves the pool untouched
+ *   (the client is not counted, the request is recorded refused with `reason`); S_OK answers as if no
+ *   refusal applied, and the client is counted.
+ * - `count`: answered as CurrentCount; the pool still counts the client as usual, and the event's
+ *   count, wouldActivate and decision follow the imposed count.
+ */
+export interface Imposed {
+  label: string;
   hresult?: number;
+  /** The event's reason for an imposed error HRESULT (default: the label). */
+  reason?: string;
   count?: number;
 }
 
@@ -128,19 +140,30 @@ export function poolFor(state: HostState, applicationId: Guid): CountPool {
 
 // The reason of an answered request depends on three small numbers only: keep the strings made so
 // far (bounded), so a busy host does not build the same sentence for every request.
-const REASONS = new Map<string, string>();
+const REASONS = new Map<number, string>();
 const MAX_REASONS = 4096;
+/** The activation interval the kept reasons were made with (the key leaves it out). */
+let reasonsInterval = -1;
 
 function countReason(count: number, required: number, activationInterval: number): string {
-  const key = `${count}/${required}/${activationInterval}`;
-  let r = REASONS.get(key);
+  // A number key (no key string per request): count and required fit 16 bits in every answer the
+  // host builds itself; anything larger is built without being kept.
+  if (activationInterval !== reasonsInterval) {
+    REASONS.clear();
+    reasonsInterval = activationInterval;
+  }
+  const small = (count & 0xffff) === count && (required & 0xffff) === required;
+  const key = count * 0x10000 + required;
+  let r = small ? REASONS.get(key) : undefined;
   if (r === undefined) {
     r =
       count >= required
         ? `count ${count} ≥ required ${required}`
         : `count ${count} < required ${required}: the client reports 0xC004F038 and retries in ${activationInterval} min`;
-    if (REASONS.size >= MAX_REASONS) REASONS.clear();
-    REASONS.set(key, r);
+    if (small) {
+      if (REASONS.size >= MAX_REASONS) REASONS.clear();
+      REASONS.set(key, r);
+    }
   }
   return r;
 }
@@ -149,7 +172,7 @@ export function handle(
   state: HostState,
   req: KmsRequestBody,
   meta: RequestMeta,
-  override?: Override,
+  imposed?: Imposed,
 ): HandleResult {
   const { catalog, policy } = state;
   const change: PoolChange = { upsert: [], remove: [] };
@@ -170,8 +193,8 @@ export function handle(
   let body: KmsResponseBody | null = null;
 
   const refused =
-    override?.hresult !== undefined
-      ? { hresult: override.hresult, reason: `fault ${override.name}` }
+    imposed?.hresult !== undefined
+      ? { hresult: imposed.hresult, reason: imposed.reason ?? imposed.label }
       : refusal(state, req, meta.now);
   if (refused && refused.hresult !== HResult.S_OK) {
     hresult = refused.hresult;
@@ -190,11 +213,22 @@ export function handle(
     });
     for (const c of t.expired) change.remove.push({ applicationId: pool.applicationId, cmid: c.cmid });
     for (const c of t.evicted) change.remove.push({ applicationId: pool.applicationId, cmid: c.cmid });
-    change.upsert.push({ ...t.client, applicationId: pool.applicationId });
+    const c = t.client;
+    // A literal, not a spread: one object of a fixed shape per request.
+    change.upsert.push({
+      applicationId: pool.applicationId,
+      cmid: c.cmid,
+      firstSeen: c.firstSeen,
+      lastSeen: c.lastSeen,
+      workstation: c.workstation,
+      skuId: c.skuId,
+      kmsId: c.kmsId,
+      requiredCount: c.requiredCount,
+    });
     // The pool's strings for this CMID and name (equal values): records made from this request share them.
     cmid = t.client.cmid;
     workstation = t.client.workstation;
-    count = override?.count ?? t.count;
+    count = imposed?.count ?? t.count;
     body = {
       minorVersion: req.minorVersion,
       majorVersion: req.majorVersion,
@@ -238,7 +272,7 @@ export function handle(
     wouldActivate,
     decision,
     reason,
-    fault: override?.name ?? null,
+    fault: imposed?.label ?? null,
   };
   return { hresult, body, event, change };
 }

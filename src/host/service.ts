@@ -1,9 +1,9 @@
 import { type Catalog, defaultCatalog } from '../catalog/products.js';
-import { decodeRequest, encodeResponseStub, type Tamper } from '../kms/envelope.js';
+import { decodeRequest, encodeResponseStub } from '../kms/envelope.js';
 import { HResult } from '../kms/hresult.js';
 import type { KmsRequestBody, KmsVersion, NdrSyntax } from '../kms/messages.js';
 import { unwrapRequestStub, wrapErrorStub } from '../kms/stub.js';
-import type { HistoryRecord, Store, StoreChange } from '../store/store.js';
+import type { Store, StoreChange } from '../store/store.js';
 import { isProtocolError, type ProtocolError } from '../wire/errors.js';
 import type { Guid } from '../wire/guid.js';
 import type { Clock } from './clock.js';
@@ -16,7 +16,7 @@ import {
   wmiProperties,
 } from './counters.js';
 import type { ActivationEvent } from './events.js';
-import { createHostState, type HostState, handle, poolFor } from './host.js';
+import { createHostState, type HostState, handle, type Imposed, poolFor, type RequestMeta } from './host.js';
 import { createIdentity, epidFor, type HostIdentity, type IdentityOptions } from './identity.js';
 import { type HostPolicy, resolvePolicy } from './policy.js';
 import { CMID_RETENTION_MS } from './pool.js';
@@ -25,22 +25,7 @@ import type { Random } from './random.js';
 /** NCA status for a stub that contradicts its own length fields (spec a.9). */
 export const NCA_S_FAULT_NDR = 0x000006f7;
 
-/** What an injected fault does to one KMS call (matched by the harness). */
-export interface CallFault {
-  name: string;
-  hresult?: number;
-  count?: number;
-  tamper?: Tamper;
-  wrongCmid?: boolean;
-  wrongTime?: boolean;
-  /** Answer an RPC fault PDU with this status instead of a response. */
-  rpcFault?: number;
-  /** The server holds the answer this long (real timer, ms) before writing it. */
-  delayMs?: number;
-  /** The server writes the first half of the answer PDU, then destroys the connection. */
-  closeMidResponse?: boolean;
-}
-
+/** The connection a decoded request came on, and its protocol: what a CallShaper decides by. */
 export interface CallInfo {
   peer: string;
   connectionId: number;
@@ -48,16 +33,33 @@ export interface CallInfo {
   ndr: NdrSyntax;
 }
 
-export type FaultHook = (req: KmsRequestBody, info: CallInfo) => CallFault | null;
+/**
+ * What a caller of handleCall imposes on one decoded request: the host's decision (see `Imposed`),
+ * the echoes of the answer, or an RPC fault in its place. The host carries it out without knowing
+ * why; the lab harness's fault seam (src/server/fault-seam.ts) is what shapes calls.
+ */
+export interface CallShaping extends Imposed {
+  /** Echoed instead of the request's CMID; the answer is encoded (MAC / HMAC included) with it. */
+  cmid?: Guid;
+  /** Echoed instead of the request's ClientTime (V6 keys its HMAC with the echoed one, spec c.6). */
+  clientTime?: bigint;
+  /**
+   * Answered as an RPC fault PDU with this NCA status instead of a response. The request is still
+   * decided, recorded and announced, and counted as failed.
+   */
+  ncaStatus?: number;
+}
 
-/** `fault`: the injected fault that shaped this answer (the server carries out its delay / close parts). */
+/** Called once per decoded request (not for the health probe); null: the host decides alone. */
+export type CallShaper = (req: KmsRequestBody, info: CallInfo) => CallShaping | null;
+
+/** `kind: 'fault'`: an RPC fault PDU (spec a.9) answers the call instead of a response. */
 export type CallOutcome =
   | {
       kind: 'response';
       stub: Uint8Array;
       event: ActivationEvent | null;
       error: ProtocolError | null;
-      fault?: CallFault | null;
       /** The control API's uncounted health-check probe (HEALTH_CHECK_CMID): not a client's request. */
       probe?: true;
     }
@@ -66,7 +68,6 @@ export type CallOutcome =
       status: number;
       event: ActivationEvent | null;
       error: ProtocolError | null;
-      fault?: CallFault | null;
     };
 
 export interface KmsServiceOptions {
@@ -79,6 +80,9 @@ export interface KmsServiceOptions {
 }
 
 const META_IDENTITY = 'identity';
+/** decodeRequest's options, made once (not an object per call). */
+const LENIENT = Object.freeze({ lenient: true });
+const STRICT = Object.freeze({ lenient: false });
 
 /**
  * Calls whose store changes are committed together (group commit): pass the group to handleCall,
@@ -288,13 +292,14 @@ export class KmsService {
   /**
    * One RequestActivation call: NDR stub in, NDR stub (or an RPC fault status) out. With `group` (see
    * openGroup) the store change is staged and the event announced by commitGroup; without it the change
-   * is committed and the event announced before this returns.
+   * is committed and the event announced before this returns. `shaper` may impose on the decoded
+   * request (see CallShaping); without one nothing is allocated for it.
    */
   handleCall(
     stub: Uint8Array,
     ndr: NdrSyntax,
     conn: { peer: string; connectionId: number },
-    faults?: FaultHook,
+    shaper?: CallShaper,
     group?: CommitGroup,
   ): CallOutcome {
     const staging = group as Group | undefined;
@@ -309,49 +314,32 @@ export class KmsService {
     }
     let decoded: ReturnType<typeof decodeRequest>;
     try {
-      decoded = decodeRequest(message, { lenient: this.state.policy.lenient });
+      decoded = decodeRequest(message, this.state.policy.lenient ? LENIENT : STRICT);
     } catch (e) {
       if (!isProtocolError(e)) throw e;
       this.countUndecoded(staging);
       // Undecodable or unsupported KMS message: a normal response carrying 0x8007000D (spec c.0, f.5).
       return { kind: 'response', stub: wrapErrorStub(HResult.INVALID_DATA, ndr), event: null, error: e };
     }
-    const info: CallInfo = { ...conn, protocol: decoded.version, ndr };
     if (decoded.body.cmid === HEALTH_CHECK_CMID) return this.answerProbe(decoded, ndr);
-    const fault = faults?.(decoded.body, info) ?? null;
     const now = this.clock.now();
-    const result = handle(
-      this.state,
-      decoded.body,
-      { now, ...info },
-      fault ? { name: fault.name, hresult: fault.hresult, count: fault.count } : undefined,
-    );
-    const history: HistoryRecord = {
-      time: now,
-      connectionId: conn.connectionId,
+    const meta: RequestMeta = {
+      now,
       peer: conn.peer,
-      cmid: result.event.cmid,
-      previousCmid: result.event.previousCmid,
-      applicationId: result.event.applicationId,
-      skuId: result.event.skuId,
-      kmsId: result.event.kmsId,
-      requiredCount: result.event.requiredCount,
-      count: result.event.count,
-      wouldActivate: result.event.wouldActivate,
-      hresult: result.hresult,
+      connectionId: conn.connectionId,
       protocol: decoded.version,
       ndr,
-      workstation: result.event.workstation,
-      epid: result.event.epid,
-      licenseStatus: result.event.licenseStatus,
-      vm: result.event.vm,
     };
-    if (fault) history.fault = fault.name;
+    const shaping = shaper === undefined ? null : shaper(decoded.body, meta);
+    const result = handle(this.state, decoded.body, meta, shaping ?? undefined);
+    // The event carries every field of the history row (its `fault` is the shaping's label, or null):
+    // it is the row, so no record is copied out of it per request.
+    const history = result.event;
     // Failed: not answered with a count (an error HRESULT, or an RPC fault in its place).
     countRequest(
       this.state.counters,
       decoded.body.licenseStatus,
-      result.hresult !== HResult.S_OK || fault?.rpcFault !== undefined,
+      result.hresult !== HResult.S_OK || shaping?.ncaStatus !== undefined,
     );
     if (staging !== undefined) {
       // Group commit: the change waits for commitGroup (which adds counters and clock), and so do the
@@ -372,38 +360,23 @@ export class KmsService {
       this.state.seq = seq;
       for (const fn of this.listeners) fn(result.event);
     }
-    if (fault?.rpcFault !== undefined) {
-      return { kind: 'fault', status: fault.rpcFault, event: result.event, error: null, fault };
+    if (shaping?.ncaStatus !== undefined) {
+      return { kind: 'fault', status: shaping.ncaStatus, event: result.event, error: null };
     }
     if (!result.body) {
-      return {
-        kind: 'response',
-        stub: wrapErrorStub(result.hresult, ndr),
-        event: result.event,
-        error: null,
-        fault,
-      };
+      return { kind: 'response', stub: wrapErrorStub(result.hresult, ndr), event: result.event, error: null };
     }
-    const body = fault ? { ...result.body } : result.body;
-    if (fault?.wrongCmid) body.cmid = flipGuid(body.cmid);
-    if (fault?.wrongTime) body.clientTime = body.clientTime + 10_000_000n;
-    const stub2 = encodeResponseStub(
+    let body = result.body;
+    if (shaping?.cmid !== undefined || shaping?.clientTime !== undefined) {
+      body = { ...body, cmid: shaping.cmid ?? body.cmid, clientTime: shaping.clientTime ?? body.clientTime };
+    }
+    const out = encodeResponseStub(
       decoded,
       body,
-      {
-        random: this.randomBytes,
-        hwid: this.state.identity.hwid,
-        tamper: fault?.tamper ?? null,
-      },
+      { random: this.randomBytes, hwid: this.state.identity.hwid },
       ndr,
     );
-    return {
-      kind: 'response',
-      stub: stub2,
-      event: result.event,
-      error: null,
-      fault,
-    };
+    return { kind: 'response', stub: out, event: result.event, error: null };
   }
 
   /**
@@ -540,9 +513,4 @@ export class KmsService {
     this.saveClock();
     return { countersReset: opts.counters === true };
   }
-}
-
-function flipGuid(g: Guid): Guid {
-  // Flip the last byte: a different, still well-formed CMID.
-  return g.slice(0, -2) + (Number.parseInt(g.slice(-2), 16) ^ 0xff).toString(16).padStart(2, '0');
 }

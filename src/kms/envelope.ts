@@ -28,9 +28,6 @@ const PLAIN = new Uint8Array(V5_REQUEST_SIZE - 4);
 
 type RandomBytes = (n: number) => Uint8Array;
 
-/** Deliberate damage for fault injection; a correct host never sets it. */
-export type Tamper = 'mac' | 'ciphertext' | null;
-
 function versionOf(message: Uint8Array): { minor: number; major: number } {
   if (message.length < 4) {
     throw new ProtocolError('BAD_MESSAGE', `KMS message of ${message.length} bytes has no version`, {
@@ -117,7 +114,6 @@ export interface EncodeResponseOptions {
   random: RandomBytes;
   /** V6 host hardware id, 8 bytes (spec e.3). */
   hwid: Uint8Array;
-  tamper?: Tamper;
 }
 
 export function encodeResponse(
@@ -125,7 +121,7 @@ export function encodeResponse(
   body: KmsResponseBody,
   opts: EncodeResponseOptions,
 ): Uint8Array {
-  if (req.version === 4) return encodeV4Response(body, opts.tamper ?? null);
+  if (req.version === 4) return encodeV4Response(body);
   return encodeV56Response(req.version, req.q!, body, opts, null);
 }
 
@@ -139,17 +135,15 @@ export function encodeResponseStub(
   opts: EncodeResponseOptions,
   syntax: NdrSyntax,
 ): Uint8Array {
-  if (req.version === 4) return wrapResponseStub(encodeV4Response(body, opts.tamper ?? null), syntax);
+  if (req.version === 4) return wrapResponseStub(encodeV4Response(body), syntax);
   return encodeV56Response(req.version, req.q!, body, opts, syntax);
 }
 
-function encodeV4Response(body: KmsResponseBody, tamper: Tamper): Uint8Array {
+function encodeV4Response(body: KmsResponseBody): Uint8Array {
   const n = responseBodyLength(body.epid);
   const w = new Writer(n + 16);
   writeResponseBody(w, body);
-  const mac = v4Mac(w.bytes.subarray(0, n));
-  if (tamper) mac[0]! ^= 0x01;
-  return w.raw(mac).finish();
+  return w.raw(v4Mac(w.bytes.subarray(0, n))).finish();
 }
 
 /**
@@ -193,17 +187,14 @@ function encodeV56Response(
   for (let i = 0; i < 16; i++) out[p + i] = rand2[i]! ^ q[i]!;
   sha256Into(rand2, out, p + 16);
   p += 48;
-  if (opts.tamper === 'mac' && version === 5) out[p - 1]! ^= 0x01;
   if (version === 6) {
     out.set(opts.hwid, p);
     out.set(q, p + 8);
     p += 24;
     v6HmacInto(body.clientTime, out.subarray(m + 4, p), out, p);
-    if (opts.tamper === 'mac') out[p]! ^= 0x01;
   }
   out.fill(padded - plainLen, m + 4 + plainLen, m + msgLen);
   cbcEncryptRegion(version === 5 ? V5_SCHEDULE : V6_SCHEDULE, ZERO_IV, 0, out, m + 4, padded, out, m + 4);
-  if (opts.tamper === 'ciphertext') out[m + msgLen - 20]! ^= 0x01;
   out[m] = body.minorVersion & 0xff;
   out[m + 1] = body.minorVersion >>> 8;
   out[m + 2] = body.majorVersion & 0xff;
@@ -227,7 +218,7 @@ function putU32(out: Uint8Array, p: number, v: number): void {
 // ---------------------------------------------------------------------------------------------
 // Client side: src/kms/exchange.ts (ClientExchange), the one implementation; its value-level wrappers
 // are re-exported here for the callers that import the envelope.
-export { type EncodeRequestOptions, encodeRequest, verifyResponse } from './exchange.js';
+export { encodeRequest, verifyResponse } from './exchange.js';
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;

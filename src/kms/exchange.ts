@@ -39,7 +39,7 @@ import { MAX_MESSAGE_SIZE, unwrapResponseStub } from './stub.js';
  */
 
 /** The injected randomness: 16 bytes per V5/V6 request for the IV (spec c.4, d.6). */
-export interface ExchangeRandom {
+interface ExchangeRandom {
   bytes(n: number): Uint8Array;
 }
 
@@ -87,7 +87,7 @@ export function prepareRequest(body: KmsRequestBody): RequestTemplate {
 }
 
 /** A verified answer, in a reused object: read it before the next `verify`. */
-export class ExchangeResult {
+class ExchangeResult {
   /** The host's HRESULT: 0 for a verified answer (`verifyStub` only; `verify` leaves it 0). */
   hresult = 0;
   /** Whether a KMS message was verified (false for an error stub). */
@@ -114,7 +114,7 @@ export class ExchangeResult {
   }
 }
 
-export interface ClientExchangeOptions {
+interface ClientExchangeOptions {
   /** Also check the ePID's format (spec e.1) and fail with BAD_EPID. Default false. */
   checkEpid?: boolean;
 }
@@ -442,7 +442,7 @@ export class ClientExchange {
 // ---------------------------------------------------------------------------------------------------
 // Value-level wrappers (kmslab/protocol), one call per exchange.
 
-export interface EncodeRequestOptions {
+interface EncodeRequestOptions {
   /** Needed for V5/V6: the 16-byte clear-text IV. */
   random?: (n: number) => Uint8Array;
 }

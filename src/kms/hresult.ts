@@ -11,7 +11,7 @@ export const HResult = {
   COUNT_INSUFFICIENT: 0xc004f038,
   /** Client: no KMS could be contacted. */
   NO_KMS: 0xc004f074,
-  /** Fault injection only: "KMS is not enabled" / "not activated" (spec f.5, unverified on the wire). */
+  /** Never decided by kmslab's host, only imposed (a lab's): "KMS is not enabled" / "not activated" (spec f.5, unverified on the wire). */
   KMS_NOT_ENABLED: 0xc004f039,
   KMS_NOT_ACTIVATED: 0xc004f041,
   SKU_NOT_FOUND: 0xc004f069,

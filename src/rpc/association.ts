@@ -22,7 +22,6 @@ import {
   HOST_MAX_FRAG,
   isCoPtype,
   MAX_FRAG_LENGTH,
-  MIN_MAX_FRAG,
   NCA_STATUS,
   PFC,
   PTYPE,
@@ -33,7 +32,7 @@ import {
 import { decodePdu, readHeader, validateHeader } from './decode.js';
 import { encodePdu } from './encode.js';
 import { CallAssembler, Framer } from './framer.js';
-import { type HostProfile, type NdrSyntax, negotiate } from './negotiate.js';
+import { type HostProfile, type NdrSyntax, negotiate, negotiateFragSize } from './negotiate.js';
 import {
   type AlterContextPdu,
   type BindPdu,
@@ -57,6 +56,33 @@ export interface AssociationOptions {
   maxCallSize: number;
   /** A new non-zero association group id, for binds that ask for one (spec a.8). Caller-supplied so it can be seeded. */
   newAssocGroupId: () => number;
+  /**
+   * The association groups this host has issued, shared by all of a host's connections so a bind on a
+   * second connection may join a group issued on the first (spec a.8). Default: a registry of this
+   * association's own groups only.
+   */
+  groups?: AssociationGroups;
+}
+
+/**
+ * The association group ids a host has issued (spec a.8). KMS keeps no state per group, so a group
+ * is only its id; the registry remembers the `limit` most recently issued (a peer opening connections
+ * cannot make it grow without bound), and an id older than those counts as never issued.
+ */
+export class AssociationGroups {
+  private readonly issued = new Set<number>();
+
+  constructor(readonly limit = 4096) {}
+
+  record(id: number): void {
+    this.issued.delete(id);
+    this.issued.add(id);
+    if (this.issued.size > this.limit) this.issued.delete(this.issued.values().next().value!);
+  }
+
+  has(id: number): boolean {
+    return this.issued.has(id);
+  }
 }
 
 export type AssociationAction =
@@ -88,12 +114,22 @@ export class Association {
   private readonly outstanding = new Set<number>();
   private current: AssociationState = 'unbound';
   private assocGroupId = 0;
-  /** Largest fragment we send, from the bind (spec a.7). */
-  private xmitFrag = HOST_MAX_FRAG;
+  /** The fragment size negotiated at bind: the largest fragment we send and the one we state (spec a.7). */
+  private fragSize = HOST_MAX_FRAG;
+  private readonly groups: AssociationGroups;
+  /** The header of a big-endian PDU the framer refused, kept to answer it (spec a.2). */
+  private bigEndianHeader: Uint8Array | null = null;
 
   constructor(opts: AssociationOptions) {
     this.opts = opts;
-    this.framer = new Framer({ maxPduSize: opts.maxPduSize, checkHeader: checkHeaderEarly });
+    this.groups = opts.groups ?? new AssociationGroups();
+    this.framer = new Framer({
+      maxPduSize: opts.maxPduSize,
+      checkHeader: (header) => {
+        if ((header[4]! & 0xf0) === 0x00) this.bigEndianHeader = header.slice(0, 16);
+        checkHeaderEarly(header);
+      },
+    });
     this.assembler = new CallAssembler({ maxCallSize: opts.maxCallSize });
   }
 
@@ -131,7 +167,7 @@ export class Association {
     try {
       pdus = this.framer.push(chunk);
     } catch (e) {
-      this.fail(out, asProtocolError(e));
+      this.refuseStream(out, asProtocolError(e));
       return out;
     }
     for (const bytes of pdus) {
@@ -140,7 +176,7 @@ export class Association {
     }
     // A bad header after good PDUs in the same chunk: those were handled, now give up.
     const late = this.framer.error;
-    if (late) this.fail(out, late);
+    if (late) this.refuseStream(out, late);
     return out;
   }
 
@@ -152,7 +188,7 @@ export class Association {
   respond(call: RpcCall, stub: Uint8Array): Uint8Array {
     this.outstanding.delete(call.callId);
     // Fragment stubs are cut at multiples of 8 so NDR alignment survives reassembly [DCE].
-    const room = (this.xmitFrag - RESPONSE_OVERHEAD) & ~7;
+    const room = (this.fragSize - RESPONSE_OVERHEAD) & ~7;
     if (stub.length <= room) return encodeResponsePdu(call.callId, call.contextId, stub);
     const parts: Uint8Array[] = [];
     for (let at = 0; at < stub.length; at += room) {
@@ -242,6 +278,21 @@ export class Association {
       this.send(out, makeBindNak(pdu.callId, BIND_NAK_REASON.AUTHENTICATION_TYPE_NOT_RECOGNIZED));
       return;
     }
+    if (pdu.assocGroupId !== 0 && !this.groups.has(pdu.assocGroupId)) {
+      // Spec a.8: a non-zero assoc_group_id joins an existing group, and this host never issued this
+      // one: bind_nak reason 0, as Samba's server answers (after Windows); the connection stays
+      // unbound, so the client may bind again asking for a new group.
+      // vlmcsd: ignores the id and answers its own per-connection group.
+      const id = `0x${pdu.assocGroupId.toString(16).padStart(8, '0')}`;
+      this.note(
+        out,
+        'warn',
+        `bind (call ${pdu.callId}) names association group ${id}, never issued: bind_nak 0`,
+        pdu,
+      );
+      this.send(out, makeBindNak(pdu.callId, BIND_NAK_REASON.NOT_SPECIFIED));
+      return;
+    }
     if (pdu.contexts.length === 0) {
       // DCE p_reject_reason 5 (default_context_not_supported) is the answer to a bind proposing no
       // context; the connection stays unbound (spec a.5: a refused bind gets a bind_nak).
@@ -251,18 +302,25 @@ export class Association {
       return;
     }
     const { results, accepted } = negotiate(pdu.contexts, this.opts.profile);
-    this.assocGroupId = pdu.assocGroupId !== 0 ? pdu.assocGroupId : this.opts.newAssocGroupId() >>> 0 || 1; // spec a.8
-    const maxXmitFrag = Math.min(pdu.maxXmitFrag, HOST_MAX_FRAG);
-    const maxRecvFrag = Math.min(pdu.maxRecvFrag, HOST_MAX_FRAG, this.opts.maxPduSize);
-    // What we send must fit the client's receive size; a silly value is raised to the DCE minimum.
-    this.xmitFrag = Math.max(MIN_MAX_FRAG, Math.min(maxXmitFrag, pdu.maxRecvFrag));
-    // Spec a.4 / a.7: flags 0x03 | the bind's PFC_CONC_MPX; max frags min(client, 5840).
+    if (pdu.assocGroupId !== 0)
+      this.assocGroupId = pdu.assocGroupId; // spec a.8: joins the group
+    else {
+      this.assocGroupId = this.opts.newAssocGroupId() >>> 0 || 1;
+      this.groups.record(this.assocGroupId);
+    }
+    // Spec a.7: one fragment size for both directions, max(2048, min(client xmit, client recv, ours)).
+    this.fragSize = negotiateFragSize(
+      pdu.maxXmitFrag,
+      pdu.maxRecvFrag,
+      Math.min(HOST_MAX_FRAG, this.opts.maxPduSize),
+    );
+    // Spec a.4 / a.7: flags 0x03 | the bind's PFC_CONC_MPX; both frag fields the negotiated size.
     // vlmcsd: copies the bind's flag byte and echoes the client's frag sizes (identical bytes for the
     // 0x13 / 0x03 binds and the 5840 sizes in the captures) and leaves the pad byte uninitialised,
     // which we send as 0.
     const ack = makeBindAck(pdu.callId, FIRST_LAST | (pdu.flags & PFC.CONC_MPX), {
-      maxXmitFrag,
-      maxRecvFrag,
+      maxXmitFrag: this.fragSize,
+      maxRecvFrag: this.fragSize,
       assocGroupId: this.assocGroupId,
       secondaryAddress: this.opts.secondaryAddress,
       results,
@@ -275,7 +333,8 @@ export class Association {
 
   private onAlterContext(pdu: AlterContextPdu, out: AssociationAction[]): void {
     if (this.current !== 'bound') {
-      this.fail(out, new ProtocolError('BAD_STATE', 'alter_context before bind'), pdu); // spec a.10
+      // Spec a.10: a protocol error: fault nca_s_proto_error, then close.
+      this.refuseUnbound(out, pdu, 0, 'alter_context');
       return;
     }
     if ((pdu.flags & FIRST_LAST) !== FIRST_LAST) {
@@ -291,11 +350,12 @@ export class Association {
     // removes it.
     for (const c of pdu.contexts) this.ctx.delete(c.contextId);
     for (const [id, syntax] of accepted) this.ctx.set(id, syntax);
-    // Spec a.4: alter_context_resp has flags 0x03 and an empty secondary address.
+    // Spec a.4: alter_context_resp has flags 0x03 and an empty secondary address; spec a.7: the
+    // fragment size stays the one negotiated at bind.
     // vlmcsd: its 2 pad bytes are left over from the previous port string (e.g. "17").
     const resp = makeAlterContextResp(pdu.callId, FIRST_LAST, {
-      maxXmitFrag: Math.min(pdu.maxXmitFrag, HOST_MAX_FRAG),
-      maxRecvFrag: Math.min(pdu.maxRecvFrag, HOST_MAX_FRAG, this.opts.maxPduSize),
+      maxXmitFrag: this.fragSize,
+      maxRecvFrag: this.fragSize,
       assocGroupId: this.assocGroupId,
       secondaryAddress: '',
       results,
@@ -305,9 +365,9 @@ export class Association {
 
   private onRequest(pdu: RequestPdu, out: AssociationAction[]): void {
     if (this.current !== 'bound') {
-      // Spec a.10: request requires BOUND, else close.
+      // Spec a.10: request requires BOUND: fault nca_s_proto_error, then close.
       // vlmcsd: answers a fault nca_s_unk_if and keeps the connection (bad-request-before-bind).
-      this.fail(out, new ProtocolError('BAD_STATE', `request (call ${pdu.callId}) before bind`), pdu);
+      this.refuseUnbound(out, pdu, pdu.contextId, 'request');
       return;
     }
     if (pdu.authVerifier) {
@@ -385,6 +445,44 @@ export class Association {
     out.push(error ? { type: 'close', reason, error } : { type: 'close', reason });
   }
 
+  /**
+   * A request or alter_context on an unbound connection (spec a.10, a.9): the client is told why with
+   * a fault nca_s_proto_error for its call, then the connection closes.
+   */
+  private refuseUnbound(out: AssociationAction[], pdu: Pdu, contextId: number, what: string): void {
+    const error = new ProtocolError('BAD_STATE', `${what} (call ${pdu.callId}) before bind`);
+    this.note(out, 'warn', `${error.code}: ${error.message}: fault proto_error`, pdu);
+    this.send(out, makeFault(pdu.callId, contextId, NCA_STATUS.PROTO_ERROR));
+    this.close(out, error.message, error);
+  }
+
+  /**
+   * The framer refused the stream. A big-endian PDU (spec a.2: kmslab reads little-endian only) is
+   * answered first, from its header: a bind gets bind_nak reason 6 (user_data_not_readable), a request
+   * or alter_context a fault nca_s_proto_error, with the call_id read in the PDU's own byte order. The
+   * connection closes either way: nothing after can be framed.
+   */
+  private refuseStream(out: AssociationAction[], error: ProtocolError): void {
+    const h = error.code === 'BAD_DREP' ? this.bigEndianHeader : null;
+    if (!h) {
+      this.fail(out, error);
+      return;
+    }
+    const type = h[2]!;
+    const callId = ((h[12]! << 24) | (h[13]! << 16) | (h[14]! << 8) | h[15]!) >>> 0;
+    const what = `big-endian ${ptypeName(type)} (call ${callId}; packed_drep ${toHex(h.subarray(4, 8))})`;
+    if (type === PTYPE.BIND) {
+      this.note(out, 'warn', `BAD_DREP: ${what}: only little-endian is supported: bind_nak 6`);
+      this.send(out, makeBindNak(callId, BIND_NAK_REASON.USER_DATA_NOT_READABLE));
+    } else if (type === PTYPE.REQUEST || type === PTYPE.ALTER_CONTEXT) {
+      this.note(out, 'warn', `BAD_DREP: ${what}: only little-endian is supported: fault proto_error`);
+      this.send(out, makeFault(callId, 0, NCA_STATUS.PROTO_ERROR));
+    } else {
+      this.note(out, 'warn', `BAD_DREP: ${what}: only little-endian is supported`);
+    }
+    this.close(out, `${what}: not little-endian`, error);
+  }
+
   /** One note and a close for input we cannot go on after. */
   private fail(out: AssociationAction[], error: ProtocolError, pdu?: Pdu): void {
     this.note(out, 'warn', `${error.code}: ${error.message}`, pdu);
@@ -415,6 +513,10 @@ function checkHeaderEarly(header: Uint8Array): void {
     if (e instanceof ProtocolError && e.code === 'BAD_RPC_VERSION' && h.type === PTYPE.BIND) return;
     throw e;
   }
+}
+
+function toHex(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' ');
 }
 
 function fragmentedError(what: string, flags: number): ProtocolError {

@@ -167,7 +167,10 @@ export const HEADER_LENGTH = 16;
 export const FAULT_LENGTH = 32;
 /** The fragment size a Windows host and vlmcs use, and the cap on what we advertise (spec a.3, a.7). */
 export const HOST_MAX_FRAG = 5840;
-/** The smallest fragment any DCE peer must accept (spec a.7). */
-export const MIN_MAX_FRAG = 1432;
+/**
+ * The floor of the negotiated fragment size: a client offering less gets 2048 (spec a.7; Samba's
+ * server, measured against Windows Server 2012 R2, answers between 2048 and 5840).
+ */
+export const MIN_NEGOTIATED_FRAG = 2048;
 /** frag_length is a u16. */
 export const MAX_FRAG_LENGTH = 0xffff;

@@ -155,6 +155,23 @@ export function encodePdu(pdu: Pdu): Uint8Array {
   return w.finish();
 }
 
+/**
+ * The wire bytes of a syntax GUID, kept: every bind_ack and alter_context_resp names NDR32, NDR64 or
+ * the null syntax, and guidToBytes would allocate 16 bytes for each result. The arrays never leave this
+ * module (Writer.raw copies them). Bounded: a peer's own GUIDs only ever reach the client-side encoders.
+ */
+const GUID_BYTES = new Map<string, Uint8Array>();
+const MAX_GUID_BYTES = 64;
+
+function guidBytes(g: string): Uint8Array {
+  let b = GUID_BYTES.get(g);
+  if (b === undefined) {
+    b = guidToBytes(g);
+    if (GUID_BYTES.size < MAX_GUID_BYTES) GUID_BYTES.set(g, b);
+  }
+  return b;
+}
+
 function reserved24(w: Writer, v: number | undefined, field: string): void {
   const r = check(v ?? 0, 0xffffff, field);
   w.u8(r & 0xff).u16(r >>> 8);
@@ -174,10 +191,10 @@ function encodeContextElement(w: Writer, c: PresentationContext): void {
   w.u16(u16(c.contextId, 'p_cont_id'))
     .u8(u8(c.transferSyntaxes.length, 'n_transfer_syn'))
     .u8(u8(c.reserved ?? 0, 'reserved'))
-    .raw(guidToBytes(c.abstractSyntax.uuid))
+    .raw(guidBytes(c.abstractSyntax.uuid))
     .u16(u16(c.abstractSyntax.versionMajor, 'if_vers_major'))
     .u16(u16(c.abstractSyntax.versionMinor, 'if_vers_minor'));
-  for (const t of c.transferSyntaxes) w.raw(guidToBytes(t.uuid)).u32(u32(t.version, 'if_version'));
+  for (const t of c.transferSyntaxes) w.raw(guidBytes(t.uuid)).u32(u32(t.version, 'if_version'));
 }
 
 function encodeBindAckBody(w: Writer, b: BindAckBody): void {
@@ -207,7 +224,7 @@ function encodeBindAckBody(w: Writer, b: BindAckBody): void {
   for (const r of b.results) {
     w.u16(u16(r.result, 'result'))
       .u16(u16(r.reason, 'reason'))
-      .raw(guidToBytes(r.transferSyntax.uuid))
+      .raw(guidBytes(r.transferSyntax.uuid))
       .u32(u32(r.transferSyntax.version, 'if_version'));
   }
   if (b.trailing) w.raw(b.trailing);

@@ -83,6 +83,9 @@ export class Framer {
   }
 
   private validate(header: Uint8Array): number {
+    // The caller's header check first: it decides whether frag_length can be read at all (a
+    // big-endian PDU's is not little-endian; spec a.2, a.10 validate the header before the length).
+    this.checkHeader?.(header);
     const frag = header[8]! | (header[9]! << 8);
     if (frag < HEADER_LENGTH) {
       throw new ProtocolError('BAD_FRAG_LENGTH', `frag_length ${frag} < ${HEADER_LENGTH}`, {
@@ -98,7 +101,6 @@ export class Framer {
         available: this.maxPduSize,
       });
     }
-    this.checkHeader?.(header);
     return frag;
   }
 

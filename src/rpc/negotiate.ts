@@ -1,10 +1,11 @@
 /**
- * Presentation-context negotiation for bind and alter_context (spec a.4, rules 1-5). Pure: the same
- * contexts and profile always give the same results.
+ * Presentation-context negotiation for bind and alter_context (spec a.4, rules 1-5) and the fragment
+ * size of an association (spec a.7). Pure: the same inputs always give the same results.
  */
 import {
   CONTEXT_RESULT,
   KMS_INTERFACE,
+  MIN_NEGOTIATED_FRAG,
   NDR32_SYNTAX,
   NDR64_SYNTAX,
   NULL_SYNTAX,
@@ -91,4 +92,17 @@ export function negotiate(contexts: PresentationContext[], profile: HostProfile)
 
 function reject(reason: number): ContextResult {
   return { result: CONTEXT_RESULT.PROVIDER_REJECTION, reason, transferSyntax: { ...NULL_SYNTAX } };
+}
+
+/**
+ * The one fragment size a bind_ack states in both max_xmit_frag and max_recv_frag (spec a.7): the
+ * smaller of the client's two, raised to 2048, capped by ours (what this host accepts and sends),
+ * rounded down to a multiple of 8. With ours ≥ 2048 (5840 by default) this is
+ * max(2048, min(client xmit, client recv, ours)) rounded down to 8. Both sides then send and receive
+ * fragments of at most this size, as Windows servers answer [observed through Samba's server, which
+ * matches them].
+ */
+export function negotiateFragSize(clientXmit: number, clientRecv: number, ours: number): number {
+  const offered = Math.max(MIN_NEGOTIATED_FRAG, Math.min(clientXmit, clientRecv));
+  return Math.min(offered, ours) & ~7;
 }

@@ -7,12 +7,17 @@
  * the answers are written back to back. A response is therefore never written before its CMID is
  * committed (the guarantee of src/store/sqlite.ts), and one SQLite transaction serves every call of
  * the turn. The connections waiting meanwhile have stopped reading (see Connection).
+ *
+ * Faults (src/server/fault-seam.ts) enter here at three of their points: bind, result (handed to the
+ * host as its CallShaping) and stub; the delivery part rides on the answer to the Connection. Without
+ * a seam a call costs nothing more.
  */
 import type { Logger } from 'pino';
-import type { CallFault, CallOutcome, CommitGroup, KmsService } from '../host/service.js';
+import type { CallOutcome, CallShaper, CommitGroup, KmsService } from '../host/service.js';
 import type { RpcCall } from '../rpc/association.js';
-import type { Answer, BindFault, CallHandler, Connection, StagedCall } from './connection.js';
+import type { Answer, CallHandler, Connection, StagedCall } from './connection.js';
 import type { EdgeLog } from './edge-log.js';
+import type { BindFault, CallFault, Delivery } from './fault-seam.js';
 import type { ServerHooks, ServerObservation, ServerStats } from './tcp.js';
 
 /** Sizes of a response PDU's header and of a fault PDU (spec a.7, a.9). */
@@ -32,7 +37,7 @@ class Staged implements StagedCall {
     readonly group: CommitGroup | null,
     readonly index: number,
     readonly durationMs: number,
-    readonly delivery: CallFault | null,
+    readonly delivery: Delivery | null,
     readonly size: number,
   ) {}
 }
@@ -51,6 +56,14 @@ export interface CallContext {
 
 export class CallRunner implements CallHandler {
   private group: CommitGroup | null = null;
+  /** The seam's fault for the call being run: set by `shaper`, taken right after handleCall. */
+  private fault: CallFault | null = null;
+  /** The result point, handed to the host (one closure for every call). */
+  private readonly shaper: CallShaper = (req, info) => {
+    const f = this.ctx.hooks.faults?.call(req, info) ?? null;
+    this.fault = f;
+    return f === null ? null : f.result;
+  };
   constructor(private readonly ctx: CallContext) {}
 
   /** Calls staged in the open group (0: nothing to commit). */
@@ -74,7 +87,7 @@ export class CallRunner implements CallHandler {
     const ctx = this.ctx;
     ctx.stats.binds += 1;
     ctx.emit({ kind: 'bind', connectionId: conn.id });
-    return ctx.hooks.bindFault?.({ peer: conn.peer, connectionId: conn.id }) ?? null;
+    return ctx.hooks.faults?.bind({ peer: conn.peer, connectionId: conn.id }) ?? null;
   }
 
   stage(conn: Connection, call: RpcCall): StagedCall {
@@ -85,15 +98,22 @@ export class CallRunner implements CallHandler {
     const started = ctx.observed ? performance.now() : 0;
     const index = group.size;
     let outcome: CallOutcome;
+    let fault: CallFault | null = null;
     try {
       outcome = service.handleCall(
         call.stub,
         call.syntax,
         { peer: conn.peer, connectionId: conn.id },
-        ctx.hooks.callFault,
+        ctx.hooks.faults === undefined ? undefined : this.shaper,
         group,
       );
+      fault = this.fault;
+      this.fault = null;
+      // Stub point: only an answer that carries a KMS message (not an error stub, not an RPC fault).
+      if (fault?.stub && outcome.kind === 'response' && outcome.event !== null && outcome.event.hresult === 0)
+        outcome.stub = fault.stub(outcome.stub, outcome.event.protocol, call.syntax);
     } catch (e) {
+      this.fault = null;
       return new Staged(call, null, e, null, -1, 0, null, FAULT_SIZE);
     }
     const durationMs = ctx.observed ? performance.now() - started : 0;
@@ -107,7 +127,7 @@ export class CallRunner implements CallHandler {
       staged ? group : null,
       staged ? index : -1,
       durationMs,
-      outcome.fault ?? null,
+      fault === null ? null : fault.delivery,
       size,
     );
   }

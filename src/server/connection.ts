@@ -16,7 +16,8 @@ import type { Association, AssociationAction, RpcCall } from '../rpc/association
 import { CONTEXT_RESULT, NCA_STATUS, NULL_SYNTAX, PROVIDER_REASON, PTYPE } from '../rpc/constants.js';
 import { encodePdu } from '../rpc/encode.js';
 import { type BindAckPdu, makeBindNak } from '../rpc/pdu.js';
-import type { ServerLimits } from './tcp.js';
+import type { BindFault, Delivery } from './fault-seam.js';
+import type { ServerLimits } from './limits.js';
 
 /** Why a connection ended. */
 export type CloseReason =
@@ -51,31 +52,6 @@ export type ConnectionAction =
   /** One log line about this connection's input. */
   | { type: 'note'; level: 'info' | 'warn'; message: string }
   | { type: 'close'; reason: CloseReason; mode: CloseMode; detail?: string; code?: string };
-
-/** The delivery part of an injected call fault, carried out here. */
-interface Delivery {
-  name: string;
-  /** Hold the answer this long (edge-clock ms); input on the connection waits behind it. */
-  delayMs?: number;
-  /** Write the first half of the answer PDU, then drop the connection. */
-  closeMidResponse?: boolean;
-}
-
-/** What an injected fault does to one bind (decided when a bind_ack is about to be sent). */
-export interface BindFault {
-  name: string;
-  /** Hold the answer this long (edge-clock ms); input on the connection waits behind it. */
-  delayMs?: number;
-  /** Send the bind_ack, then close the connection. */
-  closeAfterBind?: boolean;
-  /** Answer a bind_nak with this p_reject_reason instead of the bind_ack, then close. */
-  bindNak?: number;
-  /**
-   * Answer every presentation context with provider_rejection / proposed_transfer_syntaxes_not_supported
-   * (2/2); a request sent anyway gets a fault nca_s_unk_if.
-   */
-  rejectContexts?: boolean;
-}
 
 /** A call run by the handler whose answer waits for its commit group. */
 export interface StagedCall {

@@ -34,13 +34,21 @@ export interface ControlApiOptions {
   publicPaths?: ReadonlySet<string>;
 }
 
-/** Every JSON answer: never sniffed as HTML by a browser, never cached by one or by a proxy. */
+/**
+ * Every JSON answer: never sniffed as HTML by a browser, never cached by one or by a proxy, and never
+ * handed to a page of another origin even as an opaque `no-cors` response (Cross-Origin-Resource-Policy),
+ * so it cannot land in that page's process.
+ */
 const JSON_HEADERS = {
   'content-type': 'application/json; charset=utf-8',
   'cache-control': 'no-store',
   'x-content-type-options': 'nosniff',
+  'cross-origin-resource-policy': 'same-origin',
 } as const;
 export const NDJSON_HEADERS = { ...JSON_HEADERS, 'content-type': 'application/x-ndjson' } as const;
+
+/** Open control-API connections at most; more are closed on accept (docs/robustness.md §8). */
+export const CONTROL_MAX_CONNECTIONS = 256;
 
 export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body, jsonReplacer, 2);
@@ -281,5 +289,8 @@ export function createControlApi(opts: ControlApiOptions): http.Server {
     for (const s of streams) s.end();
     streams.clear();
   });
+  // Connections (and with them /events streams) are bounded: whoever can reach the port, token or
+  // not, cannot make the process spend its file descriptors, which the KMS listener needs too.
+  server.maxConnections = CONTROL_MAX_CONNECTIONS;
   return server;
 }

@@ -114,7 +114,12 @@ export function checkControlRequest(
   return null;
 }
 
-/** A control address other machines can reach (anything but loopback) must carry a token. */
+/**
+ * A control address other machines can reach (anything but loopback) must carry a token. Loopback:
+ * localhost, ::1, 127.0.0.0/8, and 127/8 written IPv4-mapped (::ffff:127.0.0.1, as a dual-stack
+ * socket reports it).
+ */
 export function isLoopbackAddress(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host);
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\./i.test(h);
 }

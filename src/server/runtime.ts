@@ -132,8 +132,9 @@ async function startPruner(
 
 export async function startHostRuntime(opts: HostRuntimeOptions = {}): Promise<HostRuntime> {
   if (opts.control && !opts.controlToken && !isLoopbackAddress(opts.control.host)) {
+    const { host, port } = opts.control;
     throw new RangeError(
-      `control API on ${opts.control.host}:${opts.control.port} is not loopback: anyone who can reach it could reset the host; ` +
+      `control API on ${host.includes(':') ? `[${host}]` : host}:${port} is not loopback: anyone who can reach it could reset the host; ` +
         'give it a token (--control-token FILE or KMSLAB_CONTROL_TOKEN) or keep it on 127.0.0.1',
     );
   }

@@ -3,91 +3,41 @@
  * carries out the connection's actions on the socket (write, pause/resume, end/destroy), arms one
  * timer per connection for the deadline the connection reports (through the injected Scheduler), and
  * admits connections: at the cap, the connection open longest without completing a call makes room
- * (see `admit`). Calls and the group commit live in src/server/calls.ts.
+ * (see `admit`). Calls and the group commit live in src/server/calls.ts, the event-loop turn that
+ * commits them and corks the turn's writes in src/server/turn.ts; the limits in limits.ts.
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { type Scheduler, SystemClock, type Timer } from '../host/clock.js';
 import type { Random } from '../host/random.js';
-import type { CallOutcome, FaultHook, KmsService } from '../host/service.js';
-import { Association } from '../rpc/association.js';
+import type { KmsService } from '../host/service.js';
+import { Association, AssociationGroups } from '../rpc/association.js';
 import { CallRunner } from './calls.js';
-import { type BindFault, type CloseReason, Connection, type ConnectionAction } from './connection.js';
+import { type CloseReason, Connection, type ConnectionAction } from './connection.js';
 import { EdgeLog } from './edge-log.js';
+import type { FaultSeam } from './fault-seam.js';
+import { DEFAULT_LIMITS, type ServerLimits } from './limits.js';
+import type { ServerObservation, ServerStats } from './observations.js';
+import { Turn } from './turn.js';
 
 export interface ListenAddress {
   host: string;
   port: number;
 }
 
-export interface ServerLimits {
-  /** Close a connection with no complete PDU for this long (spec a.1: 30 s like vlmcsd). */
-  idleTimeoutMs: number;
-  /**
-   * Concurrent connections. At the cap, the connection open longest without completing a call is
-   * closed to admit the new one, if it has been open evictAfterMs; else the new one is refused.
-   */
-  maxConnections: number;
-  /**
-   * How long a connection that has completed no call is safe from eviction: room for a real client's
-   * bind and request on a slow network, while a flood must open maxConnections connections within it
-   * to keep anyone out.
-   */
-  evictAfterMs: number;
-  /** Largest PDU accepted (frag_length). */
-  maxPduSize: number;
-  /** Largest reassembled request stub. */
-  maxCallSize: number;
-  /** Hard cap on a connection's life, against drip-feeding clients. */
-  maxConnectionLifetimeMs: number;
-  /** Bytes queued for a client that does not read before it is dropped. */
-  maxUnsentBytes: number;
-  /** Requests answered on one connection before it is closed. */
-  maxRequestsPerConnection: number;
-  /**
-   * Client bytes held while a call waits. Reading stops as soon as one chunk waits, so only a socket
-   * that keeps delivering after pause() reaches it; the connection is then dropped.
-   */
-  maxQueuedInput: number;
-}
+export { DEFAULT_LIMITS, type ServerLimits } from './limits.js';
+export type { ServerObservation, ServerStats } from './observations.js';
 
-export const DEFAULT_LIMITS: ServerLimits = {
-  idleTimeoutMs: 30_000,
-  maxConnections: 10_000,
-  evictAfterMs: 2000,
-  maxPduSize: 5840,
-  maxCallSize: 64 * 1024,
-  maxConnectionLifetimeMs: 10 * 60_000,
-  maxUnsentBytes: 256 * 1024,
-  maxRequestsPerConnection: 1_000_000,
-  maxQueuedInput: 128 * 1024,
-};
-
-/** Hooks the lab harness uses to inject faults at the connection level. */
+/** Hooks the lab harness uses: fault injection and the raw tap. */
 export interface ServerHooks {
-  /** Return false to refuse the connection (e.g. "host down from day 3 to day 9"). */
-  acceptConnection?: (peer: string) => boolean;
-  /** Bind-level faults, decided when a bind is about to be answered (peer, connection, time only). */
-  bindFault?: (info: { peer: string; connectionId: number }) => BindFault | null;
-  /** KMS-level faults for one call (its `delayMs` / `closeMidResponse` are carried out here). */
-  callFault?: FaultHook;
+  /** The fault seam (src/server/fault-seam.ts): none, and the server answers unshaped. */
+  faults?: FaultSeam;
   /**
    * Raw tap (record/replay): client bytes as they arrive (chunks, not framed), server bytes as written
    * (whole PDUs; a shorter piece when a fault closes the connection mid-PDU).
    */
   onPdu?: (dir: 'c2s' | 's2c', connectionId: number, bytes: Uint8Array) => void;
 }
-
-/** What happened on the wire, for metrics and dashboards (never changes behaviour). */
-export type ServerObservation =
-  | { kind: 'connection-open'; connectionId: number; peer: string }
-  | { kind: 'connection-close'; connectionId: number; peer: string; reason: CloseReason }
-  | { kind: 'connection-rejected'; peer: string; reason: 'limit' | 'fault' }
-  | { kind: 'bind'; connectionId: number }
-  | { kind: 'call'; connectionId: number; outcome: CallOutcome; durationMs: number; ndr: 'ndr32' | 'ndr64' }
-  | { kind: 'protocol-error'; connectionId: number; code: string }
-  /** A call that failed for a reason other than bad input (e.g. the store): answered with a fault. */
-  | { kind: 'call-error'; connectionId: number; error: Error };
 
 export interface ServerOptions {
   listen: ListenAddress[];
@@ -108,17 +58,6 @@ export interface ServerOptions {
    * host on an ephemeral port sets a fixed one so its transcripts are byte-identical across runs.
    */
   secondaryAddress?: string;
-}
-
-export interface ServerStats {
-  open: number;
-  accepted: number;
-  rejected: number;
-  /** Connections closed to make room at the cap (see ServerLimits.maxConnections). */
-  evicted: number;
-  binds: number;
-  faults: number;
-  closedByError: number;
 }
 
 const CLOSE_LOG: Record<CloseReason, readonly ['info' | 'warn' | 'error', string] | null> = {
@@ -170,7 +109,7 @@ class SocketDriver {
       switch (a.type) {
         case 'send':
           server.hooks.onPdu?.('s2c', conn.id, a.bytes);
-          server.cork(socket);
+          server.turn.cork(socket);
           socket.write(a.bytes);
           break;
         case 'pause':
@@ -180,7 +119,7 @@ class SocketDriver {
           socket.resume();
           break;
         case 'commit':
-          server.awaitCommit(this);
+          server.turn.awaitCommit(this);
           break;
         case 'note':
           server.edgeLog.line('note', a.level, { peer: conn.peer, connectionId: conn.id }, a.message);
@@ -238,19 +177,10 @@ export class KmsServer {
   private shuttingDown = false;
   private readonly observers = new Set<(o: ServerObservation) => void>();
   private readonly calls: CallRunner;
-  /** Connections whose calls wait for this turn's commit group (see calls.ts). */
-  private turn: SocketDriver[] = [];
-  private turnScheduled = false;
-  /** Whether the pending flush already let the loop poll once more (see flushTurn). */
-  private gathered = false;
-  /**
-   * Sockets written to in this turn outside flushTurn: corked at their first write and uncorked when
-   * the turn ends, so every write of a turn reaches the kernel in one burst (measured: fewer wake-ups,
-   * less CPU on both sides).
-   */
-  private corked: net.Socket[] = [];
-  /** Set while flushTurn writes answers: those go out at once. */
-  private flushing = false;
+  /** The association groups this host issued, across its connections (spec a.8). */
+  private readonly assocGroups = new AssociationGroups();
+  /** The event-loop turn: its commit group and its corked writes (see turn.ts). */
+  readonly turn: Turn;
 
   constructor(private readonly opts: ServerOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
@@ -272,6 +202,7 @@ export class KmsServer {
       },
       emit: (o) => this.emit(o),
     });
+    this.turn = new Turn(this.calls);
   }
 
   observe(fn: (o: ServerObservation) => void): () => void {
@@ -321,7 +252,7 @@ export class KmsServer {
       this.refuse(socket, peer, 'limit');
       return;
     }
-    if (this.hooks.acceptConnection && !this.hooks.acceptConnection(peer)) {
+    if (this.hooks.faults !== undefined && !this.hooks.faults.accept(peer)) {
       this.refuse(socket, peer, 'fault');
       return;
     }
@@ -332,6 +263,7 @@ export class KmsServer {
       maxPduSize: this.limits.maxPduSize,
       maxCallSize: this.limits.maxCallSize,
       newAssocGroupId: () => (this.opts.random.uint32() | 1) >>> 0,
+      groups: this.assocGroups,
     });
     const now = this.scheduler.now();
     const conn = new Connection({ id, peer, now, limits: this.limits, association, handler: this.calls });
@@ -350,15 +282,16 @@ export class KmsServer {
   /**
    * Admission at the cap: the connection open longest without answering a call is closed to make
    * room, so a client holding (or re-opening) many idle connections cannot keep anyone out. A
-   * connection that completed a call is never evicted, nor one younger than evictAfterMs (a real
-   * client between its connect and its answer); only then is the new one refused.
+   * connection that completed a call is never evicted; only a cap full of those refuses. No grace
+   * period for young connections on purpose: a newcomer is evicted only after maxConnections newer
+   * ones arrived (10,000 at the default: far more than any flood opens in a real client's round
+   * trips), while a grace period would let a flood that fills the cap within it keep everyone out.
    */
   private admit(): boolean {
     if (this.drivers.size < this.limits.maxConnections) return true;
     const victim = this.callless.values().next();
     if (victim.done) return false;
     const d = victim.value;
-    if (this.scheduler.now() - d.conn.openedAt < this.limits.evictAfterMs) return false;
     this.stats.evicted += 1;
     d.conn.abort('evicted');
     this.closing(d, { type: 'close', reason: 'evicted', mode: 'destroy' });
@@ -415,55 +348,6 @@ export class KmsServer {
     });
   }
 
-  /** `d`'s staged calls are answered once this turn's commit group is committed. */
-  awaitCommit(d: SocketDriver): void {
-    this.turn.push(d);
-    this.scheduleTurn();
-  }
-
-  private readonly flushTurn = (): void => {
-    const corked = this.corked;
-    if (corked.length > 0) {
-      this.corked = [];
-      for (const s of corked) s.uncork();
-    }
-    // Before committing, let the event loop poll once more (without blocking: an immediate is pending):
-    // requests already on their way join this group. One SQLite transaction then serves about twice as
-    // many calls under load (measured: +17-22% requests/s with --store FILE), at one loop iteration of
-    // latency.
-    if (!this.gathered && this.calls.pending > 0) {
-      this.gathered = true;
-      setImmediate(this.flushTurn);
-      return;
-    }
-    this.gathered = false;
-    this.turnScheduled = false;
-    this.calls.commit();
-    const queue = this.turn;
-    this.turn = [];
-    this.flushing = true;
-    try {
-      for (const d of queue) d.committed();
-    } finally {
-      this.flushing = false;
-    }
-  };
-
-  private scheduleTurn(): void {
-    if (!this.turnScheduled) {
-      this.turnScheduled = true;
-      setImmediate(this.flushTurn);
-    }
-  }
-
-  /** Holds this turn's writes to `socket` until the turn ends (see `corked`). */
-  cork(socket: net.Socket): void {
-    if (this.flushing || socket.writableCorked > 0) return;
-    socket.cork();
-    this.corked.push(socket);
-    this.scheduleTurn();
-  }
-
   get openConnections(): number {
     return this.drivers.size;
   }
@@ -472,8 +356,7 @@ export class KmsServer {
   async close(): Promise<void> {
     this.shuttingDown = true;
     // Answers waiting for this turn's commit go out first.
-    this.gathered = true;
-    this.flushTurn();
+    this.turn.flushNow();
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     for (const d of this.drivers) {
       d.conn.abort('shutdown');

@@ -5,8 +5,8 @@
  * never deleted, and an empty store starts in its place.
  *
  * The check is `PRAGMA quick_check(1)`: every b-tree page's structure and every record's format, stopping
- * at the first problem. It reads the whole file once: about 0.2 s for a store at the default
- * retention (1,000,000 rows) on the machine in docs/benchmarks.md, once per start.
+ * at the first problem. It reads the whole file once: 0.5-0.8 s for a store at the default
+ * retention (1,000,000 rows, 333 MB) on a busy 2-core machine (docs/robustness.md §9), once per start.
  */
 import fs from 'node:fs';
 import Database from 'better-sqlite3';

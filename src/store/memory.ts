@@ -7,6 +7,7 @@ import {
   StoreClosedError,
 } from './common.js';
 import type {
+  HistoryInput,
   HistoryQuery,
   HistoryRecord,
   PoolEntry,
@@ -16,7 +17,7 @@ import type {
   StoreSnapshot,
 } from './store.js';
 
-function copyRecord(r: HistoryRecord, seq: number): HistoryRecord {
+function copyRecord(r: HistoryInput, seq: number): HistoryRecord {
   const out: HistoryRecord = {
     seq,
     time: r.time,
@@ -41,6 +42,8 @@ function copyRecord(r: HistoryRecord, seq: number): HistoryRecord {
   if (r.fault !== undefined && r.fault !== null) out.fault = r.fault;
   return out;
 }
+
+const NO_ENTRIES: readonly PoolEntry[] = Object.freeze([]);
 
 function copyEntry(e: PoolEntry): PoolEntry {
   const out: PoolEntry = {
@@ -107,18 +110,21 @@ export class MemoryStore implements Store {
 
   commit(change: StoreChange): number {
     this.assertOpen();
-    // Copy everything first so a throw part-way leaves the store untouched (atomicity, as in SQLite).
-    const upserts = change.upsert?.map(copyEntry) ?? [];
+    // Check and copy everything first so a throw part-way leaves the store untouched (atomicity, as in
+    // SQLite). No intermediate arrays: this runs once per request.
+    const { meta, counters } = change;
+    if (meta) for (const k in meta) if (Object.hasOwn(meta, k)) checkMeta(k, meta[k]);
+    if (counters) for (const k in counters) if (Object.hasOwn(counters, k)) checkCounter(k, counters[k]);
     const record = change.history
       ? copyRecord(change.history, this.dropped + this.records.length + 1)
       : undefined;
-    const meta = change.meta ? Object.entries(change.meta) : [];
-    for (const [k, v] of meta) checkMeta(k, v);
-    const counters = change.counters ? Object.entries(change.counters) : [];
-    for (const [k, v] of counters) checkCounter(k, v);
-    for (const r of change.remove ?? []) {
-      const byCmid = this.pools.get(r.applicationId);
-      if (byCmid?.delete(r.cmid) && byCmid.size === 0) this.pools.delete(r.applicationId);
+    const upsert = change.upsert;
+    const upserts = upsert === undefined || upsert.length === 0 ? NO_ENTRIES : upsert.map(copyEntry);
+    if (change.remove) {
+      for (const r of change.remove) {
+        const byCmid = this.pools.get(r.applicationId);
+        if (byCmid?.delete(r.cmid) && byCmid.size === 0) this.pools.delete(r.applicationId);
+      }
     }
     for (const e of upserts) {
       let byCmid = this.pools.get(e.applicationId);
@@ -128,8 +134,9 @@ export class MemoryStore implements Store {
       }
       byCmid.set(e.cmid, e);
     }
-    for (const [k, v] of meta) this.meta.set(k, v);
-    for (const [k, v] of counters) this.counters.set(k, v);
+    if (meta) for (const k in meta) if (Object.hasOwn(meta, k)) this.meta.set(k, meta[k]!);
+    if (counters)
+      for (const k in counters) if (Object.hasOwn(counters, k)) this.counters.set(k, counters[k]!);
     if (!record) return 0;
     this.records.push(record);
     if (this.records.length > this.maxHistory) {

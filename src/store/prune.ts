@@ -45,7 +45,7 @@ export type PruneStep =
  * `maxSeq - minSeq + 1`, an upper bound (an age prune may leave holes), so the row bound errs on the
  * side of keeping fewer rows, never more.
  */
-function planPrune(
+export function planPrune(
   policy: RetentionPolicy,
   extent: HistoryExtent,
   now: number,

@@ -55,6 +55,9 @@ const BUSY_TIMEOUT_MS = 5000;
 /** History rows per multi-row INSERT (19 values each; far below SQLite's limit on bound variables). */
 const HISTORY_CHUNK = 16;
 
+/** Counter rows per multi-row upsert (a commit moves about 3; a reset writes about 13). */
+const COUNTER_CHUNK = 16;
+
 const HISTORY_INSERT = `INSERT INTO history (time, connection_id, peer, cmid, previous_cmid, application_id, sku_id,
   kms_id, required_count, count, would_activate, hresult, protocol, ndr, workstation, epid, license_status, vm,
   fault) VALUES `;
@@ -102,7 +105,6 @@ export class SqliteStore implements Store {
     getMeta: Database.Statement<[string], { value: string }>;
     loadPools: Database.Statement<[], PoolEntry & { requiredCount: number | null }>;
     loadMeta: Database.Statement<[], { key: string; value: string }>;
-    setCounter: Database.Statement<[string, number]>;
     loadCounters: Database.Statement<[], { name: string; value: number }>;
     count: Database.Statement<[], { n: number }>;
   };
@@ -121,7 +123,9 @@ export class SqliteStore implements Store {
   private readonly metaPending: string[] = [];
   /** Counter values known to be in the file, and those written by the transaction under way. */
   private readonly countersWritten = new Map<string, number>();
-  private readonly countersPending: [string, number][] = [];
+  private readonly countersPending = new Map<string, number>();
+  /** Multi-row counter upserts of n rows, prepared on first use (n ≤ COUNTER_CHUNK). */
+  private readonly counterUpserts: (Database.Statement<unknown[]> | undefined)[] = [];
 
   /** `file` is used as given (openStore resolves it and creates its directory). */
   constructor(file: string, opts: StoreOptions = {}) {
@@ -168,9 +172,6 @@ export class SqliteStore implements Store {
            workstation, sku_id AS skuId, kms_id AS kmsId, required_count AS requiredCount FROM pools`,
       ),
       loadMeta: db.prepare('SELECT key, value FROM meta'),
-      setCounter: db.prepare(
-        'INSERT INTO request_counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
-      ),
       loadCounters: db.prepare('SELECT name, value FROM request_counters'),
       count: db.prepare('SELECT count(*) AS n FROM history'),
     };
@@ -195,9 +196,11 @@ export class SqliteStore implements Store {
           );
         }
       }
-      if (change.meta) {
-        for (const k of Object.keys(change.meta)) {
-          const v = change.meta[k];
+      const meta = change.meta;
+      if (meta) {
+        for (const k in meta) {
+          if (!Object.hasOwn(meta, k)) continue;
+          const v = meta[k];
           checkMeta(k, v);
           // Meta written only when it changes (a WAL page per commit saved, e.g. the manual clock).
           if (this.metaWritten.get(k) === v) continue;
@@ -205,16 +208,37 @@ export class SqliteStore implements Store {
           this.metaPending.push(k, v as string);
         }
       }
-      if (change.counters) {
-        for (const k of Object.keys(change.counters)) {
-          const v = change.counters[k];
+      const counters = change.counters;
+      if (counters) {
+        for (const k in counters) {
+          if (!Object.hasOwn(counters, k)) continue;
+          const v = counters[k];
           checkCounter(k, v);
           // Like meta: only the counters a request moved are written (the rest of the row set is equal).
-          if (this.countersWritten.get(k) === v) continue;
-          s.setCounter.run(k, v as number);
-          this.countersPending.push([k, v as number]);
+          // A later change of the group wins (only its value reaches the file).
+          if (this.countersWritten.get(k) === v && !this.countersPending.has(k)) continue;
+          this.countersPending.set(k, v as number);
         }
       }
+    };
+    // The counters the transaction moved (usually 3: total, the LicenseStatus, the decision), in one
+    // multi-row upsert per COUNTER_CHUNK rows instead of one statement each.
+    const counterValues: unknown[] = [];
+    const writeCounters = (): void => {
+      const p = this.countersPending;
+      if (p.size === 0) return;
+      counterValues.length = 0;
+      let n = 0;
+      for (const [k, v] of p) {
+        counterValues.push(k, v);
+        if (++n === COUNTER_CHUNK) {
+          this.counterUpsert(n).run(counterValues);
+          counterValues.length = 0;
+          n = 0;
+        }
+      }
+      if (n > 0) this.counterUpsert(n).run(counterValues);
+      counterValues.length = 0;
     };
     const values: unknown[] = [];
     const insertHistory = (changes: readonly StoreChange[]): number[] => {
@@ -260,8 +284,9 @@ export class SqliteStore implements Store {
     };
     const applyAll = (changes: readonly StoreChange[]): number[] => {
       this.metaPending.length = 0;
-      this.countersPending.length = 0;
+      this.countersPending.clear();
       for (const c of changes) applyPoolsAndMeta(c);
+      writeCounters();
       return insertHistory(changes);
     };
     this.commitTx = db.transaction((change: StoreChange) => applyAll([change])[0]!);
@@ -291,13 +316,25 @@ export class SqliteStore implements Store {
     return st;
   }
 
+  private counterUpsert(n: number): Database.Statement<unknown[]> {
+    let st = this.counterUpserts[n];
+    if (st === undefined) {
+      st = this.db.prepare(
+        `INSERT INTO request_counters (name, value) VALUES ${Array.from({ length: n }, () => '(?, ?)').join(', ')}
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+      );
+      this.counterUpserts[n] = st;
+    }
+    return st;
+  }
+
   /** After a committed transaction: what it wrote to meta is now in the file. */
   private metaCommitted(): void {
     const p = this.metaPending;
     for (let i = 0; i < p.length; i += 2) this.metaWritten.set(p[i]!, p[i + 1]!);
     p.length = 0;
     for (const [k, v] of this.countersPending) this.countersWritten.set(k, v);
-    this.countersPending.length = 0;
+    this.countersPending.clear();
   }
 
   private assertOpen(): void {
@@ -337,7 +374,7 @@ export class SqliteStore implements Store {
       return seq;
     } finally {
       this.metaPending.length = 0;
-      this.countersPending.length = 0;
+      this.countersPending.clear();
     }
   }
 
@@ -354,7 +391,7 @@ export class SqliteStore implements Store {
       return seqs;
     } finally {
       this.metaPending.length = 0;
-      this.countersPending.length = 0;
+      this.countersPending.clear();
     }
   }
 

@@ -57,6 +57,13 @@ export interface HistoryRecord {
 }
 
 /**
+ * A history row as committed: a HistoryRecord, or anything with its fields (the host passes its
+ * ActivationEvent, which has them all, instead of copying them into a record per request). `seq` is
+ * ignored; a null `fault` means none.
+ */
+export type HistoryInput = Omit<HistoryRecord, 'fault'> & { fault?: string | null };
+
+/**
  * Filters are ANDed. Results are always in ascending `seq` order; `limit` keeps the first `limit`
  * matches, so `{ sinceSeq, limit }` pages forward through the history.
  */
@@ -98,7 +105,7 @@ export interface StoreChange {
   meta?: Record<string, string>;
   /** Counter values to set in the same transaction (name → non-negative safe integer). */
   counters?: Record<string, number>;
-  history?: HistoryRecord;
+  history?: HistoryInput;
 }
 
 export interface Store {

@@ -5,7 +5,7 @@
  * host, to `npm start` or to a shell parent stops the host cleanly; a closed stdout exits 0 quietly.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HResult } from '../../src/kms/hresult.js';
 import { RawKmsClient } from '../helpers/raw-client.js';
+import { type StartedHost, startServeProcess } from '../helpers/serve-process.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const BIN = path.join(ROOT, 'dist/cli/bin.js');
@@ -230,41 +231,11 @@ function runAsync(args: string[]): Promise<{ code: number | null; stdout: string
   return new Promise((resolve) => p.once('close', (code) => resolve({ code, stdout, stderr })));
 }
 
-interface Started {
-  proc: ChildProcess;
-  /** The start line (JSON), with the host's pid. */
-  start: Record<string, unknown>;
-  lines: Record<string, unknown>[];
-  exited: Promise<string>;
-}
+type Started = StartedHost;
 
 /** Spawns `command args` and waits for a kmslab start line on its stdout. */
-async function startHost(args: string[], command = process.execPath, prefix = [BIN]): Promise<Started> {
-  const proc = spawn(command, [...prefix, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(proc);
-  const lines: Record<string, unknown>[] = [];
-  let stderr = '';
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<string>((r) => proc.once('exit', (code, signal) => r(signal ?? String(code))));
-  const start = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    let buf = '';
-    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          const j = JSON.parse(line) as Record<string, unknown>;
-          lines.push(j);
-          if (typeof j['msg'] === 'string' && j['msg'].includes('listening')) resolve(j);
-        } catch {
-          // npm's own header lines
-        }
-      }
-    });
-    void exited.then((how) => reject(new Error(`exited (${how}) before starting: ${stderr}`)));
-  });
-  return { proc, start, lines, exited };
+function startHost(args: string[], command = process.execPath, prefix = [BIN]): Promise<Started> {
+  return startServeProcess(args, { cwd: ROOT, command, prefix, track: (p) => children.push(p) });
 }
 
 /**
@@ -473,5 +444,69 @@ describe('exit codes and help', () => {
 
   it('the binary exists (npm run build)', () => {
     expect(existsSync(BIN)).toBe(true);
+  });
+});
+
+describe('kmslab: an oversized or endless input file is one line naming the file and its limit, exit 1', () => {
+  const sparse = (name: string, size: number) => {
+    const f = path.join(dir, name);
+    writeFileSync(f, '');
+    // Sparse: the size is what is checked, nothing big is written.
+    truncateSync(f, size);
+    return name;
+  };
+  const MiB = 1 << 20;
+
+  it('scenario files (16 MiB), from their size or as read, for serve and scenario run', () => {
+    const big = sparse('big-scenario.yaml', 16 * MiB + 1);
+    const limit = /^kmslab: .*: larger than the 16 MiB limit for a scenario file$/m;
+    expectOneLineError(kmslab(['serve', ...MEM, '--scenario', big]), 1, limit);
+    expectOneLineError(kmslab(['serve', ...MEM, '--scenario', '/dev/zero']), 1, limit);
+    expectOneLineError(kmslab(['scenario', 'run', big]), 1, limit);
+    expect(kmslab(['scenario', 'run', big]).stderr).toContain('big-scenario.yaml');
+  });
+
+  it('config files (1 MiB), token files (4 KiB), transcript lines (1 MiB)', () => {
+    const big = sparse('big-config.json', MiB + 1);
+    expectOneLineError(
+      kmslab(['serve', ...MEM, '--config', big]),
+      1,
+      /^kmslab: --config big-config\.json: larger than the 1 MiB limit for a config file$/m,
+    );
+    expectOneLineError(
+      kmslab(['serve', ...MEM, '--config', '/dev/zero']),
+      1,
+      /^kmslab: --config \/dev\/zero: larger than the 1 MiB limit for a config file$/m,
+    );
+    expectOneLineError(
+      kmslab(['serve', ...MEM, '--control', '127.0.0.1:0', '--control-token', '/dev/zero']),
+      1,
+      /^kmslab: --control-token \/dev\/zero: larger than the 4 KiB limit for a token file$/m,
+    );
+    expectOneLineError(
+      kmslab(['replay', '--target', '127.0.0.1:9', '/dev/zero']),
+      1,
+      /^kmslab: \/dev\/zero: larger than the 1 MiB limit for a line of a transcript \(NDJSON\) file$/m,
+    );
+  });
+});
+
+describe('kmslab serve --control on an address other machines can reach', () => {
+  it('is refused without a token: one line naming the address and --control-token, nothing started', () => {
+    for (const [addr, shown] of [
+      ['0.0.0.0:0', '0.0.0.0:0'],
+      ['[::]:0', '[::]:0'],
+    ] as const) {
+      const r = kmslab(['serve', ...MEM, '--control', addr]);
+      expectOneLineError(
+        r,
+        1,
+        new RegExp(
+          `^kmslab: control API on ${shown.replace(/[[\].]/g, '\\$&')} is not loopback: .*--control-token`,
+          'm',
+        ),
+      );
+      expect(r.stdout).toBe('');
+    }
   });
 });

@@ -5,13 +5,15 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readControlToken } from '../../src/cli/serve.js';
 import { activate } from '../../src/client/client.js';
 import { SeededRandom } from '../../src/host/random.js';
-import { checkControlRequest } from '../../src/server/control-guard.js';
+import { CONTROL_MAX_CONNECTIONS } from '../../src/server/control-api.js';
+import { checkControlRequest, isLoopbackAddress } from '../../src/server/control-guard.js';
 import { dashboardRoute } from '../../src/server/dashboard/index.js';
 import { type HostRuntime, startHostRuntime } from '../../src/server/runtime.js';
 
@@ -210,7 +212,7 @@ describe('mutations a web page could send without a preflight', () => {
     }
   });
 
-  it('puts nosniff and no-store on every JSON answer, errors included', async () => {
+  it('puts nosniff, no-store and CORP same-origin on every JSON answer, errors included', async () => {
     const host = `127.0.0.1:${port}`;
     for (const r of [
       await request(port, 'GET', '/status', { host }),
@@ -221,6 +223,7 @@ describe('mutations a web page could send without a preflight', () => {
       expect(r.headers['content-type']).toMatch(/^application\/json/);
       expect(r.headers['x-content-type-options']).toBe('nosniff');
       expect(r.headers['cache-control']).toBe('no-store');
+      expect(r.headers['cross-origin-resource-policy']).toBe('same-origin');
     }
   });
 });
@@ -341,6 +344,47 @@ describe('token', () => {
   });
 });
 
+describe('connections', () => {
+  /** A keep-alive connection that got one answer (so the server has accepted and counted it). */
+  function answered(p: number): Promise<net.Socket> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(p, '127.0.0.1', () =>
+        s.write(`GET /status HTTP/1.1\r\nHost: 127.0.0.1:${p}\r\n\r\n`),
+      );
+      s.once('data', () => resolve(s));
+      s.once('error', reject);
+    });
+  }
+
+  it(`holds at most ${CONTROL_MAX_CONNECTIONS} connections; the next is closed without a byte, the held ones still work`, async () => {
+    const rt = await startHostRuntime({
+      store: 'memory',
+      listen: [{ host: '127.0.0.1', port: 0 }],
+      control: { host: '127.0.0.1', port: 0 },
+    });
+    const p = rt.control!.address.port;
+    const held: net.Socket[] = [];
+    try {
+      for (let i = 0; i < CONTROL_MAX_CONNECTIONS; i++) held.push(await answered(p));
+      const extra = net.connect(p, '127.0.0.1');
+      let bytes = 0;
+      extra.on('data', (d: Buffer) => {
+        bytes += d.length;
+      });
+      extra.on('error', () => {});
+      await new Promise((r) => extra.once('close', r));
+      expect(bytes).toBe(0);
+      // A held connection is still served.
+      const again = new Promise<string>((r) => held[0]!.once('data', (d: Buffer) => r(d.toString('latin1'))));
+      held[0]!.write(`GET /status HTTP/1.1\r\nHost: 127.0.0.1:${p}\r\n\r\n`);
+      expect(await again).toMatch(/^HTTP\/1\.1 200/);
+    } finally {
+      for (const s of held) s.destroy();
+      await rt.close();
+    }
+  });
+});
+
 describe('checkControlRequest (sans-io)', () => {
   it('lets a same-origin JSON mutation through and names what it refuses', () => {
     const o = { port: 8688 };
@@ -359,5 +403,12 @@ describe('checkControlRequest (sans-io)', () => {
     expect(checkControlRequest({ method: 'GET', headers: { host: 'a.b:8688' } }, '/status', o)?.status).toBe(
       421,
     );
+  });
+
+  it('knows which control addresses are loopback (the rest need a token)', () => {
+    for (const a of ['127.0.0.1', '127.8.9.10', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1'])
+      expect(isLoopbackAddress(a), a).toBe(true);
+    for (const a of ['0.0.0.0', '::', '[::]', '10.0.0.1', '::ffff:10.0.0.1', '128.0.0.1', 'kms.example'])
+      expect(isLoopbackAddress(a), a).toBe(false);
   });
 });

@@ -5,11 +5,10 @@
  *
  * If Chromium cannot be launched this test FAILS (it is never skipped): CI installs it (.ci/run).
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { activate } from '../../src/client/client.js';
 import { DAY, HOUR, type ManualClock } from '../../src/host/clock.js';
@@ -17,8 +16,8 @@ import { SeededRandom } from '../../src/host/random.js';
 import { dashboardRoute } from '../../src/server/dashboard/index.js';
 import { createMetrics, type ExtraRoute, type HostMetrics } from '../../src/server/metrics.js';
 import { type HostRuntime, startHostRuntime } from '../../src/server/runtime.js';
+import { type Browser, launchChromium } from '../helpers/chromium.js';
 
-const CHROMIUM = process.env.KMSLAB_CHROMIUM ?? '/usr/bin/chromium';
 const SCREENSHOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../docs/img/dashboard.png');
 
 const WINDOWS = '55c92734-d682-4d71-983e-d6ec3f16059f';
@@ -26,10 +25,9 @@ const OFFICE = '0ff1ce15-a989-479d-af46-f275c6370663';
 
 let rt: HostRuntime;
 let metrics: HostMetrics | null = null;
-let browser: BrowserContext | undefined;
+let browser: Browser | undefined;
 let page: Page;
 let base: string;
-let profileDir: string;
 
 async function activateAs(product: string, workstation: string, seed: string) {
   const kms = rt.addresses[0]!;
@@ -83,44 +81,16 @@ beforeAll(async () => {
   (rt.clock as ManualClock).advance(2 * HOUR);
 }, 30_000);
 
-/** Launching is part of the test (not a hook), so a missing Chromium is a failed test, never a skipped one. */
-async function launchChromium(): Promise<Page> {
-  profileDir = mkdtempSync(path.join(tmpdir(), 'kmslab-chromium-'));
-  try {
-    browser = await chromium.launchPersistentContext(profileDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-      viewport: { width: 1280, height: 900 },
-      timeout: 20_000,
-    });
-  } catch (e) {
-    throw new Error(
-      `Chromium could not be launched from ${CHROMIUM} (install it: apt-get install -y chromium): ${(e as Error).message}`,
-    );
-  }
-  return browser.pages()[0] ?? (await browser.newPage());
-}
-
 afterAll(async () => {
   await browser?.close();
   metrics?.dispose();
   await rt?.close();
-  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
 });
 
 describe('dashboard in headless Chromium', () => {
   it('shows the pools, thresholds, clients and events; advancing 31 days empties the pools', async () => {
-    page = await launchChromium();
+    browser = await launchChromium();
+    page = browser.page;
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     page.on('console', (m) => {

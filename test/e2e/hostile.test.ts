@@ -4,6 +4,7 @@
  * record), it follows the spec (a.5, a.9, a.10); the differences are listed in src/rpc/association.ts.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/host/clock.js';
 import { SeededRandom } from '../../src/host/random.js';
 import { decodeRequest } from '../../src/kms/envelope.js';
 import { HResult } from '../../src/kms/hresult.js';
@@ -35,13 +36,14 @@ afterEach(async () => {
   await Promise.all(runtimes.splice(0).map((r) => r.close()));
 });
 
-async function host(limits: Partial<ServerLimits> = {}): Promise<HostRuntime> {
+async function host(limits: Partial<ServerLimits> = {}, edgeClock?: ManualClock): Promise<HostRuntime> {
   const rt = await startHostRuntime({
     listen: [{ host: '127.0.0.1', port: 0 }],
     store: 'memory',
     clock: 'manual',
     seed: 'hostile',
     limits,
+    ...(edgeClock ? { edgeClock } : {}),
   });
   runtimes.push(rt);
   return rt;
@@ -167,12 +169,13 @@ describe('hostile input: the connection is handled, the host keeps serving', () 
     await expectServed(rt);
   });
 
-  it('request before bind: the connection is closed without an answer (spec a.10)', async () => {
+  it('request before bind: fault nca_s_proto_error, then the connection is closed (spec a.10)', async () => {
     const rt = await host();
     const s = await open(rt);
     s.write(pduBytes(loadCapture('bad-request-before-bind').pdus[0]!));
+    const [fault] = await pdus(s, 1);
+    expect(fault).toMatchObject({ type: PTYPE.FAULT, callId: 2, status: NCA_STATUS.PROTO_ERROR });
     await s.waitClose();
-    expect(s.received).toEqual([]);
     await expectServed(rt);
   });
 
@@ -277,12 +280,19 @@ describe('hostile input: the connection is handled, the host keeps serving', () 
     }
   });
 
-  it('beyond maxConnections a new connection is closed at once; others still served', async () => {
+  it('at maxConnections the connection open longest without a call makes room; others still served', async () => {
     const rt = await host({ maxConnections: 3 });
-    const held = await Promise.all([open(rt), open(rt), open(rt)]);
+    const held: Awaited<ReturnType<typeof open>>[] = [];
+    for (let i = 0; i < 3; i++) {
+      held.push(await open(rt));
+      while (rt.server.openConnections < i + 1) await new Promise((r) => setImmediate(r));
+    }
     const extra = await open(rt);
-    await extra.waitClose();
-    expect(rt.server.stats.rejected).toBeGreaterThanOrEqual(1);
+    await held[0]!.waitClose();
+    expect(rt.server.stats.evicted).toBe(1);
+    expect(rt.server.stats.rejected).toBe(0);
+    expect(extra.isClosed).toBe(false);
+    held.push(extra);
     for (const s of held) s.destroy();
     await Promise.all(held.map((s) => s.waitClose()));
     // The host notices the closes before the next accept; a fresh client is served.
@@ -409,18 +419,25 @@ describe('the bad-* captures replayed (spec behaviour; vlmcsd differs where note
 });
 
 describe('idle timeout', () => {
-  it('closes an idle connection after limits.idleTimeoutMs (200 ms)', async () => {
-    const rt = await host({ idleTimeoutMs: 200 });
-    const started = Date.now();
+  it('closes an idle connection after limits.idleTimeoutMs (200 ms of edge-clock time, virtual)', async () => {
+    const clock = new ManualClock(T0);
+    const rt = await host({ idleTimeoutMs: 200 }, clock);
     const fresh = await open(rt);
     const partial = await open(rt);
     partial.write(bindBytes(2).subarray(0, 10)); // half a header does not keep it alive
     const bound = await RawKmsClient.connect(rt.addresses[0]!, { nowMs: T0 });
     sockets.push(bound.conn);
     expect((await bound.activate()).hresult).toBe(HResult.S_OK);
-    await Promise.all([fresh.waitClose(3000), partial.waitClose(3000), bound.conn.waitClose(3000)]);
-    // Closed by the host's timer, not at once.
-    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+    while (rt.server.openConnections < 3) await new Promise((r) => setImmediate(r));
+    clock.advance(199);
+    // Nothing closed yet; the request re-arms the bound connection's timer (to 399 ms).
+    expect((await bound.activate()).hresult).toBe(HResult.S_OK);
+    expect([fresh.isClosed, partial.isClosed]).toEqual([false, false]);
+    clock.advance(1);
+    await Promise.all([fresh.waitClose(), partial.waitClose()]);
+    expect(bound.conn.isClosed).toBe(false);
+    clock.advance(199);
+    await bound.conn.waitClose();
     await expectServed(rt);
   });
 

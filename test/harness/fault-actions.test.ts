@@ -1,11 +1,34 @@
 /**
  * Every fault action, one test each: the effect a client sees (through the client emulator or a raw
- * socket) and the marker in the event stream.
+ * socket) and the marker in the event stream. Injected delays run on a ManualClock given as the edge
+ * clock, so they are asserted to the millisecond without waiting.
  */
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/host/clock.js';
 import type { FaultRule, LabHost } from '../../src/index.js';
 import { OFFICE_2019, WIN10_ENT, withHost } from './helpers.js';
+
+const T0 = Date.UTC(2026, 0, 1);
+
+/** A promise and whether it has settled yet. */
+function settled<T>(promise: Promise<T>): { promise: Promise<T>; done: boolean } {
+  const s = { promise, done: false };
+  promise.then(
+    () => {
+      s.done = true;
+    },
+    () => {
+      s.done = true;
+    },
+  );
+  return s;
+}
+
+/** Lets the event loop run a few turns (I/O included), without waiting on the wall clock. */
+async function turns(n = 20): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise<void>((r) => setImmediate(r));
+}
 
 const rule = (name: string, action: FaultRule['action'], match?: FaultRule['match']): FaultRule =>
   match ? { name, match, action } : { name, action };
@@ -86,6 +109,22 @@ describe('fault actions', () => {
     });
   });
 
+  it('tamper acts on answers that carry a message only: an error stub or an RPC fault goes out intact', async () => {
+    const faults = [
+      rule('t', { type: 'tamper', what: 'ciphertext' }),
+      rule('off', { type: 'hresult', hresult: 0xc004f041 }, { nth: 1 }),
+      rule('rpc', { type: 'rpc-fault' }, { nth: 2 }),
+    ];
+    await withHost({ faults }, async (h) => {
+      const refused = await one(h);
+      expect(refused.error).toBeUndefined();
+      expect(refused.hresult).toBe(0xc004f041);
+      expect((await one(h)).error).toMatchObject({ kind: 'rpc', code: 'FAULT', ncaStatus: 0x1c01000b });
+      expect((await one(h)).error?.kind).toBe('verification');
+      expect(markers(h).activations).toEqual(['t+off', 't+rpc', 't']);
+    });
+  });
+
   it('wrong-cmid: the answer echoes another CMID', async () => {
     await withHost({ faults: [rule('w', { type: 'wrong-cmid' })] }, async (h) => {
       const r = await one(h, { protocol: 4 });
@@ -102,15 +141,22 @@ describe('fault actions', () => {
     });
   });
 
-  it('delay-response: the answer comes late (real timer) but intact', async () => {
-    await withHost({ faults: [rule('slow', { type: 'delay-response', ms: 150 })] }, async (h) => {
-      const t0 = performance.now();
-      const r = await one(h);
-      expect(performance.now() - t0).toBeGreaterThanOrEqual(140);
+  it('delay-response: the answer comes exactly `ms` later (edge clock), intact', async () => {
+    const edge = new ManualClock(T0);
+    const faults = [rule('slow', { type: 'delay-response', ms: 150 })];
+    await withHost({ faults, runtime: { edgeClock: edge } }, async (h) => {
+      const answer = settled(one(h));
+      // The call is decided and committed, its answer held: nothing goes out before 150 ms have passed.
+      await h.events.first('activation');
+      edge.advance(149);
+      await turns();
+      expect(answer.done).toBe(false);
+      edge.advance(1);
+      const r = await answer.promise;
       expect(r).toMatchObject({ count: 1, hresult: 0xc004f038 });
       expect(r.error).toBeUndefined();
       expect(markers(h)).toEqual({ faults: ['call:delay-response:slow'], activations: ['slow'] });
-      // A client that gives up first sees a timeout.
+      // A client that gives up first sees a timeout (the host's clock does not move meanwhile).
       const r2 = await one(h, { timeoutMs: 50 });
       expect(r2.error).toMatchObject({ kind: 'transport', code: 'TIMEOUT' });
     });
@@ -133,11 +179,18 @@ describe('fault actions', () => {
     });
   });
 
-  it('delay-bind: the bind_ack comes late; the call then goes through', async () => {
-    await withHost({ faults: [rule('slow-bind', { type: 'delay-bind', ms: 150 })] }, async (h) => {
-      const t0 = performance.now();
-      const r = await one(h);
-      expect(performance.now() - t0).toBeGreaterThanOrEqual(140);
+  it('delay-bind: the bind_ack comes exactly `ms` later (edge clock); the call then goes through', async () => {
+    const edge = new ManualClock(T0);
+    const faults = [rule('slow-bind', { type: 'delay-bind', ms: 150 })];
+    await withHost({ faults, runtime: { edgeClock: edge } }, async (h) => {
+      const answer = settled(one(h));
+      await h.events.first('fault');
+      edge.advance(149);
+      await turns();
+      expect(answer.done).toBe(false);
+      expect(h.events.all('activation')).toEqual([]);
+      edge.advance(1);
+      const r = await answer.promise;
       expect(r.count).toBe(1);
       expect(markers(h)).toEqual({ faults: ['bind:delay-bind:slow-bind'], activations: [null] });
     });

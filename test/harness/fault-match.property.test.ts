@@ -189,14 +189,14 @@ describe('fault matching (property)', () => {
           subjects.forEach((s) => {
             fired.push([]);
             clock.set(s.time);
-            const req = { ...s.request, skuId: s.request.skuId } as unknown as KmsRequestBody;
+            const req = { ...s.request, skuId: s.request.skuId, clientTime: 0n } as unknown as KmsRequestBody;
             const info: CallInfo = {
               peer: s.peer,
               connectionId: 1,
               protocol: s.request.protocol as 4,
               ndr: 'ndr32',
             };
-            const got = engine.callFault(req, info);
+            const got = engine.call(req, info);
             const want = rules.filter((r, i) => {
               const { ruleNth, ...m } = r.match!;
               if (!reference(m, { level: 'call', ...s, nth: 1 })) return false;
@@ -206,9 +206,10 @@ describe('fault matching (property)', () => {
             expect(fired[fired.length - 1]).toEqual(want.map((r) => r.name));
             expect(got?.name ?? null).toBe(want.length ? want.map((r) => r.name).join('+') : null);
             const first = (t: string) => want.find((r) => r.action.type === t);
-            expect(got?.hresult).toBe(first('hresult') ? 0xc004f039 : undefined);
-            expect(got?.count).toBe(first('count') ? 7 : undefined);
-            expect(got?.wrongTime).toBe(first('wrong-time') ? true : undefined);
+            expect(got?.result.hresult).toBe(first('hresult') ? 0xc004f039 : undefined);
+            expect(got?.result.count).toBe(first('count') ? 7 : undefined);
+            expect(got?.result.clientTime).toBe(first('wrong-time') ? 10_000_000n : undefined);
+            expect(got?.delivery.delayMs).toBe(first('delay-response') ? 0 : undefined);
           });
         },
       ),
@@ -227,7 +228,7 @@ describe('fault matching (property)', () => {
             const clock = new ManualClock(ORIGIN);
             const e = new FaultEngine({ seed: s, clock });
             e.setRules([{ name: 'p', match: { probability: p }, action: { type: 'refuse-connection' } }]);
-            return Array.from({ length: n }, () => e.acceptConnection('127.0.0.1:1000'));
+            return Array.from({ length: n }, () => e.accept('127.0.0.1:1000'));
           };
           const a = run(seed);
           expect(run(seed)).toEqual(a);
@@ -239,7 +240,7 @@ describe('fault matching (property)', () => {
     const clock = new ManualClock(ORIGIN);
     const e = new FaultEngine({ seed: 'rate', clock });
     e.setRules([{ match: { probability: 0.3 }, action: { type: 'refuse-connection' } }]);
-    const refused = Array.from({ length: 2000 }, () => e.acceptConnection('p')).filter((x) => !x).length;
+    const refused = Array.from({ length: 2000 }, () => e.accept('p')).filter((x) => !x).length;
     expect(refused).toBeGreaterThan(500);
     expect(refused).toBeLessThan(700);
   });

@@ -1,5 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { faultActions } from '../../src/harness/faults.js';
 import {
   formatScenarioReport,
   loadScenario,
@@ -7,6 +8,11 @@ import {
   runScenario,
   ScenarioError,
 } from '../../src/index.js';
+
+/** Every action type, in the descriptors' order (error messages list them so). */
+const ACTION_TYPES = faultActions()
+  .map((a) => a.type)
+  .join(', ');
 
 const shipped = readdirSync('fixtures/scenarios').filter((f) => /\.(ya?ml|json)$/.test(f));
 
@@ -124,7 +130,7 @@ describe('scenario runner', () => {
       'scenario.host.clock: "manual" or "system", got "atomic"',
       'scenario.host.policy.maxClockSkew: bad duration "a while" (use e.g. 30s, 120m, 4h, 7d)',
       'scenario.host.policy.refuseUnknow: unknown key (did you mean "refuseUnknown"?)',
-      'scenario.faults: invalid fault rules:\n  faults[0].action.type: one of hresult, count, rpc-fault, tamper, wrong-cmid, wrong-time, delay-response, close-mid-response, delay-bind, close-after-bind, bind-nak, reject-contexts, refuse-connection; got "explode"',
+      `scenario.faults: invalid fault rules:\n  faults[0].action.type: one of ${ACTION_TYPES}; got "explode"`,
       'scenario.steps[0]: exactly one of advance, at, faults, reset, activate, check; got advance and at',
       'scenario.steps[1].activate.product: a string, got 1',
       'scenario.steps[1].activate.machines: an integer ≥ 1, got 0',

@@ -6,8 +6,9 @@
  *   cases a capture cannot cover (other CMIDs, tampered answers, error HRESULTs).
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { tamperStub } from '../../../src/harness/tamper.js';
 import { SeededRandom } from '../../../src/host/random.js';
-import { decodeRequest, encodeResponse, type Tamper } from '../../../src/kms/envelope.js';
+import { decodeRequest, encodeResponse } from '../../../src/kms/envelope.js';
 import type { KmsResponseBody, NdrSyntax } from '../../../src/kms/messages.js';
 import { unwrapRequestStub, wrapErrorStub, wrapResponseStub } from '../../../src/kms/stub.js';
 import { NDR32_SYNTAX, NDR64_SYNTAX, NULL_SYNTAX, PTYPE } from '../../../src/rpc/constants.js';
@@ -151,7 +152,8 @@ export interface MiniHostOptions {
   hresult?: number;
   /** Rewrite the response body before encoding (wrong echoes). */
   body?: (b: KmsResponseBody) => KmsResponseBody;
-  tamper?: Tamper;
+  /** Damage the answer the way the lab's `tamper` fault does (tamperStub, src/harness/tamper.ts). */
+  tamper?: 'mac' | 'ciphertext';
   /** Rewrite the whole response PDU (bytes) before sending. */
   pdu?: (b: Uint8Array) => Uint8Array;
   seed?: number;
@@ -219,9 +221,9 @@ export function miniHost(opts: MiniHostOptions = {}): Promise<FakeHost> {
         const message = encodeResponse(req, body, {
           random: (n) => random.bytes(n),
           hwid: opts.hwid ?? MINI_HWID,
-          tamper: opts.tamper ?? null,
         });
         stub = wrapResponseStub(message, ndr);
+        if (opts.tamper) stub = tamperStub(stub, opts.tamper, req.version, ndr);
       }
       let out = encodePdu(makeResponse(pdu.callId, pdu.contextId, stub));
       if (opts.pdu) out = opts.pdu(out);

@@ -234,14 +234,22 @@ describe('the answer and its event (spec f.3, f.4, f.7)', () => {
     expect(s.seq).toBe(3);
   });
 
-  it('an override (injected fault) can force an HRESULT or a count', () => {
+  it('an imposed decision forces an HRESULT (pool untouched) or a count (the client still counted)', () => {
     const s = state();
-    const a = handle(s, req(), meta(), { name: 'down', hresult: 0xc004f039 });
+    const a = handle(s, req(), meta(), { label: 'down', hresult: 0xc004f039 });
     expect(a.hresult).toBe(0xc004f039);
-    expect(a.event).toMatchObject({ decision: 'refused', fault: 'down' });
-    const b = handle(s, req({ requiredClientCount: 25 }), meta(), { name: 'charged', count: 50 });
+    expect(a.body).toBeNull();
+    expect(a.change).toEqual({ upsert: [], remove: [] });
+    expect(a.event).toMatchObject({ decision: 'refused', fault: 'down', reason: 'down', count: 0 });
+    const b = handle(s, req({ requiredClientCount: 25 }), meta(), { label: 'charged', count: 50 });
     expect(b.body?.currentCount).toBe(50);
+    expect(b.change.upsert).toHaveLength(1);
     expect(b.event).toMatchObject({ decision: 'activated', fault: 'charged' });
+    // An imposed S_OK answers past a policy refusal, and counts the client.
+    const strict = state({ refuseUnknown: true });
+    const c = handle(strict, req({ kmsId: UNKNOWN }), meta(), { label: 'ok', hresult: 0, reason: 'x' });
+    expect(c.hresult).toBe(HResult.S_OK);
+    expect(c.event).toMatchObject({ decision: 'count-insufficient', fault: 'ok', count: 1 });
   });
 
   it('records what the store must persist: the upsert, and expired CMIDs as removals', () => {

@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { defaultCatalog } from '../../../src/catalog/products.js';
+import { tamperStub } from '../../../src/harness/tamper.js';
 import { ManualClock } from '../../../src/host/clock.js';
 import { SeededRandom } from '../../../src/host/random.js';
-import { KmsService } from '../../../src/host/service.js';
+import { type CallShaping, KmsService } from '../../../src/host/service.js';
 import { decodeRequest } from '../../../src/kms/envelope.js';
 import { ClientExchange, encodeRequest, prepareRequest, verifyResponse } from '../../../src/kms/exchange.js';
+import { HResult } from '../../../src/kms/hresult.js';
 import type { KmsRequestBody, KmsVersion, NdrSyntax } from '../../../src/kms/messages.js';
 import { unwrapRequestStub, unwrapResponseStub, wrapErrorStub } from '../../../src/kms/stub.js';
 import { MemoryStore } from '../../../src/store/memory.js';
@@ -14,7 +16,13 @@ import { NIL_GUID } from '../../../src/wire/guid.js';
 
 const T0 = Date.UTC(2026, 2, 1, 8, 30);
 
-function setup() {
+/** What the host is made to do wrong: an imposed shaping (the fault seam), and/or a damaged stub. */
+interface Fault {
+  shaping?: CallShaping;
+  tamper?: 'mac' | 'ciphertext';
+}
+
+function setup(fault: Fault = {}) {
   const clock = new ManualClock(T0);
   const service = new KmsService({
     clock,
@@ -22,10 +30,17 @@ function setup() {
     store: new MemoryStore(),
   });
   const random = new SeededRandom('client');
+  const { shaping, tamper } = fault;
   const call = (stub: Uint8Array, ndr: NdrSyntax = 'ndr32') => {
-    const out = service.handleCall(stub, ndr, { peer: 't', connectionId: 1 });
+    const out = service.handleCall(
+      stub,
+      ndr,
+      { peer: 't', connectionId: 1 },
+      shaping ? () => shaping : undefined,
+    );
     if (out.kind !== 'response') throw new Error('fault');
-    return out.stub;
+    // The tamper fault's damage, as the harness applies it (src/harness/tamper.ts).
+    return tamper && out.event ? tamperStub(out.stub, tamper, out.event.protocol, ndr) : out.stub;
   };
   return { clock, service, random, call, x: new ClientExchange({ checkEpid: true }) };
 }
@@ -130,6 +145,39 @@ describe.each([4, 5, 6] as const)('ClientExchange V%i', (v) => {
     }
     expect(codes.has(v === 4 ? 'BAD_MAC' : 'BAD_PADDING') || codes.has('BAD_MAC')).toBe(true);
     expect(codes.has('BAD_ECHO')).toBe(true);
+  });
+
+  it.each([
+    [
+      'tamper ciphertext',
+      { tamper: 'ciphertext' },
+      v === 4 ? /^BAD_MAC$/ : /^BAD_(PADDING|MAC|EPID|ECHO|MESSAGE)$/,
+    ],
+    ['tamper mac', { tamper: 'mac' }, /^BAD_MAC$/],
+    ['wrong CMID', { shaping: { label: 'x', cmid: 'c0ffee00-1234-4abc-8def-0123456789aa' } }, /^BAD_ECHO$/],
+    // V6 keys its HMAC with the echoed time (spec c.6, d.5), and integrity is checked before echoes.
+    [
+      'wrong time',
+      { shaping: { label: 'x', clientTime: 10_000_000n } },
+      v === 6 ? /^BAD_MAC$/ : /^BAD_ECHO$/,
+    ],
+  ] as [string, Fault, RegExp][])('rejects the answer of a host with a %s fault', (_, fault, re) => {
+    for (const ndr of ['ndr32', 'ndr64'] as const) {
+      const { x, random, call } = setup(fault);
+      x.encode(prepareRequest(body(v)), fileTimeFromMs(T0), random, 2, 43_200);
+      const stub = call(x.requestStub(ndr), ndr);
+      expect(
+        codeOf(() => x.verifyStub(stub, ndr)),
+        ndr,
+      ).toMatch(re);
+    }
+  });
+
+  it('reads an hresult fault as the host HRESULT, not a verification failure', () => {
+    const { x, random, call } = setup({ shaping: { label: 'x', hresult: HResult.KMS_ID_MISMATCH } });
+    x.encode(prepareRequest(body(v)), fileTimeFromMs(T0), random, 2, 43_200);
+    const r = x.verifyStub(call(x.requestStub('ndr32')), 'ndr32');
+    expect([r.answered, r.hresult, r.currentCount]).toEqual([false, HResult.KMS_ID_MISMATCH >>> 0, 0]);
   });
 
   it('rejects an answer to another request: other time, other CMID, truncated or extended', () => {

@@ -19,6 +19,7 @@ import { cbcDecrypt, cbcDecryptInto, cbcEncrypt, pkcs7Pad } from '../../../src/c
 import { V4_SCHEDULE, V5_SCHEDULE, V6_SCHEDULE } from '../../../src/crypto/keys.js';
 import { v4Mac } from '../../../src/crypto/v4-mac.js';
 import { sha256, sha256Into, v6Hmac, v6HmacInto, v6HmacKey } from '../../../src/crypto/v6-hmac.js';
+import { tamperStub } from '../../../src/harness/tamper.js';
 import { SeededRandom } from '../../../src/host/random.js';
 import {
   BASE_REQUEST_SIZE,
@@ -32,7 +33,6 @@ import {
   encodeRequest,
   encodeResponse,
   encodeResponseStub,
-  type Tamper,
 } from '../../../src/kms/envelope.js';
 import type { KmsResponseBody, NdrSyntax } from '../../../src/kms/messages.js';
 import { REFERENT_ID, unwrapRequestStub, wrapRequestStub, wrapResponseStub } from '../../../src/kms/stub.js';
@@ -293,7 +293,10 @@ describe('crypto fast paths', () => {
 // ---------------------------------------------------------------------------------------------------
 // kms
 
-/** The V5/V6 response encoder as it was (Writer, padded copy, encrypted copy). */
+/** Damage the encoder once made itself; the harness's tamperStub now makes it on the encoded stub. */
+type Tamper = 'mac' | 'ciphertext' | null;
+
+/** The V5/V6 response encoder as it was (Writer, padded copy, encrypted copy, tamper included). */
 function encodeV56Ref(
   version: 5 | 6,
   q: Uint8Array,
@@ -364,24 +367,27 @@ describe('kms fast paths', () => {
     ],
     runs,
   )(
-    'encodeResponse / encodeResponseStub = the Writer encoder (and its errors, random draws)',
+    'encodeResponse / encodeResponseStub = the Writer encoder (and its errors, random draws); tamperStub = its tamper',
     (version, body, q, tamper, ndr, seed) => {
       const hwid = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]);
       const req = { version, body: {} as never, q, iv: new Uint8Array(16), integrityOk: true };
       const mk = () => new SeededRandom(seed);
+      const r0 = mk();
+      const want = outcome(() => encodeV56Ref(version, q, body, { random: (n) => r0.bytes(n), hwid }));
       const r1 = mk();
-      const want = outcome(() =>
+      const tampered = outcome(() =>
         encodeV56Ref(version, q, body, { random: (n) => r1.bytes(n), hwid, tamper }),
       );
       const r2 = mk();
-      const got = outcome(() => encodeResponse(req, body, { random: (n) => r2.bytes(n), hwid, tamper }));
+      const got = outcome(() => encodeResponse(req, body, { random: (n) => r2.bytes(n), hwid }));
       expect(got).toEqual(want);
       expect(r2.uint32()).toBe(r1.uint32()); // the same number of random draws
       const r3 = mk();
-      const stub = outcome(() =>
-        encodeResponseStub(req, body, { random: (n) => r3.bytes(n), hwid, tamper }, ndr),
-      );
-      expect(stub).toEqual('ok' in want ? { ok: wrapResponseStubRef(want.ok, ndr) } : want);
+      const stub = outcome(() => {
+        const s = encodeResponseStub(req, body, { random: (n) => r3.bytes(n), hwid }, ndr);
+        return tamper === null ? s : tamperStub(s, tamper, version, ndr);
+      });
+      expect(stub).toEqual('ok' in tampered ? { ok: wrapResponseStubRef(tampered.ok, ndr) } : tampered);
     },
   );
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   Association,
   type AssociationAction,
+  AssociationGroups,
   type AssociationOptions,
 } from '../../../src/rpc/association.js';
 import { KMS_INTERFACE, NCA_STATUS, NDR32_SYNTAX, PFC, PTYPE } from '../../../src/rpc/constants.js';
@@ -24,6 +25,7 @@ import {
   fromHex,
   hostProfile,
   pdusOf,
+  testAssociation,
   toHex,
 } from './captures.js';
 
@@ -206,9 +208,9 @@ describe('Association on the bad-* probes', () => {
     expect(calls).toHaveLength(1);
   });
 
-  it('bad-request-before-bind: close (vlmcsd answered fault unk_if)', () => {
+  it('bad-request-before-bind: fault proto_error, then close (vlmcsd answered fault unk_if, stayed)', () => {
     const { sent, close } = probe('bad-request-before-bind');
-    expect(sent).toEqual([]);
+    expect(sent).toEqual([expect.objectContaining({ type: PTYPE.FAULT, status: NCA_STATUS.PROTO_ERROR })]);
     expect(close?.error?.code).toBe('BAD_STATE');
   });
 
@@ -281,15 +283,7 @@ describe('Association state machine (spec a.10)', () => {
   const [bindBytes, alterBytes, requestBytes] = pdusOf(v6, 0, 'c2s') as [Uint8Array, Uint8Array, Uint8Array];
   const bind = decodePdu(bindBytes) as BindPdu;
   const request = decodePdu(requestBytes) as RequestPdu;
-  const mk = (over: Partial<AssociationOptions> = {}) =>
-    new Association({
-      profile: { ndr64: true, btfn: true },
-      secondaryAddress: '1688',
-      maxPduSize: 5840,
-      maxCallSize: 65536,
-      newAssocGroupId: () => 0xabcdef01,
-      ...over,
-    });
+  const mk = testAssociation;
   const sends = (actions: AssociationAction[]) =>
     actions.filter((a): a is Send => a.type === 'send').map((a) => a.pdu);
   const bound = () => {
@@ -299,22 +293,24 @@ describe('Association state machine (spec a.10)', () => {
     return a;
   };
 
-  it('bind → bind_ack: flags 0x03 | CONC_MPX, min(client, 5840), new assoc group, sec addr', () => {
+  it('bind → bind_ack: flags 0x03 | CONC_MPX, one negotiated frag size, new assoc group, sec addr', () => {
     const a = mk();
     const [ack] = sends(a.receive(encodePdu({ ...bind, flags: 0x17, maxXmitFrag: 9000, maxRecvFrag: 4280 })));
     expect(ack).toMatchObject({
       type: PTYPE.BIND_ACK,
       flags: 0x13,
       callId: 2,
-      maxXmitFrag: 5840,
+      maxXmitFrag: 4280,
       maxRecvFrag: 4280,
       assocGroupId: 0xabcdef01,
       secondaryAddress: '1688',
     });
     expect(a.state).toBe('bound');
     expect([...a.contexts]).toEqual([[1, 'ndr64']]);
-    const b = mk();
-    const [ack2] = sends(b.receive(encodePdu({ ...bind, flags: 0x03, assocGroupId: 77 })));
+    // Spec a.8: joining a group this host issued (the registry shared by a host's connections).
+    const groups = new AssociationGroups();
+    groups.record(77);
+    const [ack2] = sends(mk({ groups }).receive(encodePdu({ ...bind, flags: 0x03, assocGroupId: 77 })));
     expect(ack2).toMatchObject({ flags: 0x03, assocGroupId: 77 });
   });
 
@@ -444,8 +440,12 @@ describe('Association state machine (spec a.10)', () => {
     expect(r.at(-1)).toMatchObject({ type: 'close', error: { code: 'BAD_FRAGMENT' } });
   });
 
-  it('alter_context before bind closes; server-to-client PDUs from the client close', () => {
-    expect(mk().receive(alterBytes).at(-1)).toMatchObject({ type: 'close', error: { code: 'BAD_STATE' } });
+  it('alter_context before bind: fault proto_error, close; server-to-client PDUs from the client close', () => {
+    const early = mk().receive(alterBytes);
+    expect(sends(early)).toEqual([
+      expect.objectContaining({ type: PTYPE.FAULT, status: NCA_STATUS.PROTO_ERROR }),
+    ]);
+    expect(early.at(-1)).toMatchObject({ type: 'close', error: { code: 'BAD_STATE' } });
     const a = bound();
     const resp = a.respond(
       { callId: 9, contextId: 0, opnum: 0, syntax: 'ndr32', stub: new Uint8Array(4) },
@@ -454,10 +454,14 @@ describe('Association state machine (spec a.10)', () => {
     expect(a.receive(resp).at(-1)).toMatchObject({ type: 'close', error: { code: 'BAD_PTYPE' } });
   });
 
-  it('a big-endian drep or an rpc_vers ≠ 5 request closes at the header', () => {
+  it('a big-endian drep (fault proto_error first) or an rpc_vers ≠ 5 request closes at the header', () => {
     const be = requestBytes.slice();
     be[4] = 0x00;
-    expect(bound().receive(be).at(-1)).toMatchObject({ type: 'close', error: { code: 'BAD_DREP' } });
+    const r = bound().receive(be);
+    expect(sends(r)).toEqual([
+      expect.objectContaining({ type: PTYPE.FAULT, status: NCA_STATUS.PROTO_ERROR }),
+    ]);
+    expect(r.at(-1)).toMatchObject({ type: 'close', error: { code: 'BAD_DREP' } });
     const v4 = requestBytes.slice(0, 16);
     v4[0] = 4;
     expect(bound().receive(v4).at(-1)).toMatchObject({ type: 'close', error: { code: 'BAD_RPC_VERSION' } });

@@ -1,5 +1,6 @@
 /** Loading the vlmcsd conversation captures (fixtures/vectors/vlmcsd, see CAPTURES.md) for the rpc tests. */
 import { readdirSync, readFileSync } from 'node:fs';
+import { Association, type AssociationOptions } from '../../../src/rpc/association.js';
 import type { HostProfile } from '../../../src/rpc/negotiate.js';
 
 export const VLMCSD_DIR = new URL('../../../fixtures/vectors/vlmcsd/', import.meta.url);
@@ -103,4 +104,16 @@ export function allCapturedPdus(
       p.hex === undefined ? [] : [{ label: `${c.name}#${i} ${p.dir}`, dir: p.dir, hex: p.hex, rpc: p.rpc }],
     ),
   );
+}
+
+/** An association as a default host has it (NDR64 + BTFN, port 1688, 5840-byte PDUs, group 0xabcdef01). */
+export function testAssociation(over: Partial<AssociationOptions> = {}): Association {
+  return new Association({
+    profile: { ndr64: true, btfn: true },
+    secondaryAddress: '1688',
+    maxPduSize: 5840,
+    maxCallSize: 65536,
+    newAssocGroupId: () => 0xabcdef01,
+    ...over,
+  });
 }

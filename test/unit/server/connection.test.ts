@@ -11,14 +11,15 @@ import { PTYPE } from '../../../src/rpc/constants.js';
 import { decodePdu } from '../../../src/rpc/decode.js';
 import {
   type Answer,
-  type BindFault,
   type CallHandler,
   Connection,
   type ConnectionAction,
   type StagedCall,
 } from '../../../src/server/connection.js';
-import { DEFAULT_LIMITS, type ServerLimits } from '../../../src/server/tcp.js';
+import type { BindFault } from '../../../src/server/fault-seam.js';
+import { DEFAULT_LIMITS, type ServerLimits } from '../../../src/server/limits.js';
 import { bindBytes, requestBytes } from '../../helpers/raw-client.js';
+import { concatBytes } from '../rpc/captures.js';
 
 const T0 = 1_000_000;
 
@@ -171,21 +172,11 @@ class Pair {
 
   /** PDU types and call ids the client received. */
   get answers(): { type: number; callId: number }[] {
-    return splitPdus(concat(this.sent)).map((b) => {
+    return splitPdus(concatBytes(this.sent)).map((b) => {
       const p = decodePdu(b);
       return { type: p.type, callId: p.callId };
     });
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function splitPdus(bytes: Uint8Array): Uint8Array[] {
@@ -202,7 +193,8 @@ const stubOf = (i: number) => Uint8Array.from({ length: 40 }, (_, k) => (i * 7 +
 const bind = () => bindBytes(1, { ndr64: false, btfn: false });
 const request = (callId: number) => requestBytes(callId, 0, stubOf(callId));
 /** A bind and `n` requests (call ids 2..n+1), as one byte string. */
-const conversation = (n: number) => concat([bind(), ...Array.from({ length: n }, (_, i) => request(i + 2))]);
+const conversation = (n: number) =>
+  concatBytes([bind(), ...Array.from({ length: n }, (_, i) => request(i + 2))]);
 
 describe('Connection: a conversation in memory', () => {
   it('answers a bind and pipelined requests, in order, each after its commit', () => {
@@ -224,7 +216,7 @@ describe('Connection: a conversation in memory', () => {
 
   it('stops reading while a call waits for its commit, and reads on after it', () => {
     const p = new Pair();
-    p.write(concat([bind(), request(2)]));
+    p.write(concatBytes([bind(), request(2)]));
     expect(p.commitPending).toBe(true);
     p.write(request(3));
     expect(p.paused).toBe(true);
@@ -242,7 +234,7 @@ describe('Connection: a conversation in memory', () => {
 
   it('drops a driver that keeps delivering past maxQueuedInput while reading is stopped', () => {
     const p = new Pair({ maxQueuedInput: 1000 });
-    p.write(concat([bind(), request(2)]));
+    p.write(concatBytes([bind(), request(2)]));
     // Feed directly, ignoring the pause the way a broken driver would.
     const actions = [...p.conn.receive(new Uint8Array(600), p.now, 0)];
     expect(actions).toEqual([{ type: 'pause' }]);
@@ -285,7 +277,7 @@ describe('Connection: deadlines', () => {
   it('an injected delay holds the answer until its deadline; the idle timeout does not run meanwhile', () => {
     const p = new Pair({ idleTimeoutMs: 100 });
     p.handler.callFault = () => ({ name: 'slow', delayMs: 250 });
-    p.write(concat([bind(), request(2)]));
+    p.write(concatBytes([bind(), request(2)]));
     p.endTurn();
     expect(p.answers.map((a) => a.callId)).toEqual([1]);
     expect(p.conn.deadline).toBe(T0 + 250);
@@ -305,7 +297,7 @@ describe('Connection: deadlines', () => {
   it('an injected bind delay holds the bind_ack, and the request behind it', () => {
     const p = new Pair();
     p.handler.bindFault = { name: 'delay-bind', delayMs: 1000 };
-    p.write(concat([bind(), request(2)]));
+    p.write(concatBytes([bind(), request(2)]));
     p.endTurn();
     expect(p.sent).toEqual([]);
     expect(p.handler.ran).toEqual([]);
@@ -411,7 +403,7 @@ describe('Connection: properties', () => {
         const bytes = conversation(n);
         const whole = run(new Pair(), [bytes], [true]);
         const pieces = run(new Pair(), chunked(bytes, cuts), turns);
-        expect(concat(pieces.sent)).toEqual(concat(whole.sent));
+        expect(concatBytes(pieces.sent)).toEqual(concatBytes(whole.sent));
         expect(pieces.handler.ran).toEqual(whole.handler.ran);
         expect(pieces.handler.violations).toEqual([]);
       }),
@@ -467,7 +459,7 @@ describe('Connection: properties', () => {
         fc.boolean(),
         (items, cuts, turns, reads) => {
           const p = new Pair(limits, reads);
-          const bytes = concat(items);
+          const bytes = concatBytes(items);
           const chunks = chunked(bytes, cuts);
           const biggest = Math.max(0, ...chunks.map((c) => c.length));
           run(p, chunks, turns);

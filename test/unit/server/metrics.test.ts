@@ -190,7 +190,9 @@ describe('metrics', () => {
 
   it('counts rejected connections, RPC protocol errors and open connections', async () => {
     let accept = true;
-    const lab = await startLab({ hooks: { acceptConnection: () => accept } });
+    const lab = await startLab({
+      hooks: { faults: { accept: () => accept, bind: () => null, call: () => null } },
+    });
     accept = false;
     const refused = await run(lab, 'Windows 10/11 Enterprise', 'refused');
     expect(refused.error?.kind).toBe('transport');
