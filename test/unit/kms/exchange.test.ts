@@ -13,6 +13,8 @@ import { MemoryStore } from '../../../src/store/memory.js';
 import { isProtocolError } from '../../../src/wire/errors.js';
 import { fileTimeFromMs } from '../../../src/wire/filetime.js';
 import { NIL_GUID } from '../../../src/wire/guid.js';
+import { fromHex, hex } from '../../../src/wire/utf16.js';
+import { kmsVectors } from '../../helpers/fixtures.js';
 
 const T0 = Date.UTC(2026, 2, 1, 8, 30);
 
@@ -98,13 +100,29 @@ describe.each([4, 5, 6] as const)('ClientExchange V%i', (v) => {
     }
   });
 
-  it('gives the same bytes as encodeRequest for the same random bytes', () => {
+  it('a reused template gives the bytes and context of a fresh encodeRequest', () => {
     const { x } = setup();
-    const b = { ...body(v), clientTime: fileTimeFromMs(T0) };
+    const b = { ...body(v), clientTime: fileTimeFromMs(T0), licenseStatus: 2, bindingExpiration: 43_200 };
+    const t = prepareRequest(b);
+    x.encode(t, fileTimeFromMs(T0 + 86_400_000), new SeededRandom('other'), 1, 5);
+    const m = x.encode(t, b.clientTime, new SeededRandom('iv'), 2, 43_200);
     const a = encodeRequest(b, { random: (n) => new SeededRandom('iv').bytes(n) });
-    const m = x.encode(prepareRequest(b), b.clientTime, new SeededRandom('iv'));
     expect(m).toEqual(a.message);
     expect(x.context()).toEqual(a.context);
+  });
+
+  it('encodes the spec vector request byte for byte and verifies its response (spec c.7)', () => {
+    const m = kmsVectors().messages[`v${v}`]!;
+    const request = fromHex(String(m[v === 4 ? 'request_252' : 'request_260']));
+    const { body: b } = decodeRequest(request);
+    const x = new ClientExchange({ checkEpid: true });
+    // The vector's clear-text IV (c.4) as the injected random; V4 draws none.
+    const iv = { bytes: (n: number) => request.slice(4, 4 + n) };
+    expect(hex(x.encode(prepareRequest(b), b.clientTime, iv))).toBe(hex(request));
+    const r = x.verify(fromHex(String(m[v === 4 ? 'response_160' : 'response'])));
+    expect([r.currentCount, r.activationInterval, r.renewalInterval]).toEqual([50, 120, 10_080]);
+    expect(r.epid()).toBe(kmsVectors().messages['common']!['epid']);
+    expect(r.hmacSlot).toBe(v === 6 ? 0 : null);
   });
 
   it.each(['ndr32', 'ndr64'] as const)(
