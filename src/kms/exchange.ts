@@ -330,7 +330,12 @@ export class ClientExchange {
       this.verifyV56(message);
     }
     if (!equalAt(d, r.pidAt + r.pidSize, this.cmid, 0, 16)) {
-      fail('BAD_ECHO', 'response echoes another CMID', 'ClientMachineId');
+      const got = guidFromBytes(d, r.pidAt + r.pidSize);
+      fail(
+        'BAD_ECHO',
+        `response echoes CMID ${got}, request had ${guidFromBytes(this.cmid)}`,
+        'ClientMachineId',
+      );
     }
     const at = r.pidAt + r.pidSize + 16;
     if (u32At(d, at) !== this.timeLo || u32At(d, at + 4) !== this.timeHi) {

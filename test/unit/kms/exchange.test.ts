@@ -208,6 +208,12 @@ describe.each([4, 5, 6] as const)('ClientExchange V%i', (v) => {
     const other = prepareRequest(body(v, 'c0ffee00-1234-4abc-8def-0123456789ac'));
     x.encode(other, fileTimeFromMs(T0), random);
     expect(codeOf(() => x.verify(first))).toMatch(v === 4 ? /BAD_ECHO/ : /BAD_(ECHO|MAC)/);
+    if (v === 4) {
+      // V4 has nothing else to fail: the echo names both CMIDs.
+      expect(() => x.verify(first)).toThrow(
+        'response echoes CMID c0ffee00-1234-4abc-8def-0123456789ab, request had c0ffee00-1234-4abc-8def-0123456789ac',
+      );
+    }
     x.encode(t, fileTimeFromMs(T0), random);
     if (v === 4) {
       // Same request again: the old answer verifies (V4 has no nonce) unless its length changes.
