@@ -98,7 +98,7 @@ export async function runFleetBench(opts: FleetBenchOptions = {}): Promise<Bench
       note: `${main.requestsPerSecond}/s`,
     },
     { metric: '  of which host handleCall', value: main.hostUsPerRequest, unit: 'µs' },
-    { metric: '  of which client codec + schedule', value: main.clientUsPerRequest, unit: 'µs' },
+    { metric: '  of which client (ClientExchange) + schedule', value: main.clientUsPerRequest, unit: 'µs' },
     { metric: 'process RSS after the run', value: main.rssMB, unit: 'MB' },
   ];
   const data: Record<string, unknown> = { main };
