@@ -7,7 +7,8 @@
  * - `envelope`: decodeRequest + encodeResponse of src/kms only (no pool, no store).
  * - `client`: the client side with src/kms (encodeRequest + verifyResponse).
  * - `exchange`: a whole in-process exchange as a fleet machine makes it (client encode, handleCall,
- *   client verify), with the fleet's prepared codec and with the reference codec.
+ *   client verify), through the fleet's in-process host: src/kms's ClientExchange, each machine's
+ *   request prepared once.
  *
  * The aim: under 20 µs per V6 exchange on the host.
  */
@@ -97,7 +98,8 @@ export async function runCodecBench(opts: CodecBenchOptions = {}): Promise<Bench
       const d = decodeRequest(messages[k]!);
       encodeResponse(d, respBodies[k]!, { random: respRandom, hwid });
     }, ms);
-    // Client side (reference codec): encode, and verify answers prepared in advance.
+    // Client side through the value wrappers (encodeRequest / verifyResponse over ClientExchange): encode,
+    // and verify answers prepared in advance.
     const responses = decoded.map((d, k) => encodeResponse(d, respBodies[k]!, { random: respRandom, hwid }));
     const clientEncode = timeLoop((i) => {
       encodeRequest(bodies[i % DISTINCT]!, { random: (n) => rc.bytes(n) });
@@ -106,26 +108,24 @@ export async function runCodecBench(opts: CodecBenchOptions = {}): Promise<Bench
       const k = i % DISTINCT;
       verifyResponse(responses[k]!, contexts[k]!);
     }, ms / 2);
-    // Whole exchanges, fleet style (the host's own clock and a memory store without history).
-    const exchange: Record<string, ReturnType<typeof timeLoop>> = {};
-    for (const codec of ['fast', 'reference'] as const) {
-      const plan = planFleet({ windows: DISTINCT, days: 1, seed: `codec-${v}` });
-      const fh = new InProcessFleetHost({ seed: `codec-${v}`, start: plan.start, codec });
-      const product = { ...plan.products.windows, protocol: v };
-      let now = plan.start;
-      exchange[codec] = timeLoop((i) => {
-        now += 1000;
-        const req: ExchangeRequest = {
-          machine: plan.machines[i % DISTINCT]!,
-          product,
-          now,
-          licenseStatus: 2,
-          bindingExpiration: 43_200,
-        };
-        const o = fh.exchange(req);
-        if (o.error) throw new Error(o.error);
-      }, ms);
-    }
+    // Whole exchanges, fleet style (the host's own clock and a memory store without history); the
+    // client side is src/kms's ClientExchange, the one client implementation.
+    const plan = planFleet({ windows: DISTINCT, days: 1, seed: `codec-${v}` });
+    const fh = new InProcessFleetHost({ seed: `codec-${v}`, start: plan.start });
+    const product = { ...plan.products.windows, protocol: v };
+    let now = plan.start;
+    const exchange = timeLoop((i) => {
+      now += 1000;
+      const req: ExchangeRequest = {
+        machine: plan.machines[i % DISTINCT]!,
+        product,
+        now,
+        licenseStatus: 2,
+        bindingExpiration: 43_200,
+      };
+      const o = fh.exchange(req);
+      if (o.error) throw new Error(o.error);
+    }, ms);
     // Sanity: the answers are real.
     const check = service.handleCall(stubs[0]!, 'ndr32', conn);
     if (check.kind !== 'response') throw new Error('host answered a fault');
@@ -161,16 +161,10 @@ export async function runCodecBench(opts: CodecBenchOptions = {}): Promise<Bench
         note: `cpu ${clientVerify.cpuUs} µs`,
       },
       {
-        metric: `V${v} fleet exchange (fast codec)`,
-        value: exchange['fast']!.us,
+        metric: `V${v} fleet exchange (ClientExchange)`,
+        value: exchange.us,
         unit: 'µs',
-        note: `client+host, cpu ${exchange['fast']!.cpuUs} µs`,
-      },
-      {
-        metric: `V${v} fleet exchange (reference)`,
-        value: exchange['reference']!.us,
-        unit: 'µs',
-        note: `client+host, cpu ${exchange['reference']!.cpuUs} µs`,
+        note: `client+host, cpu ${exchange.cpuUs} µs`,
       },
     );
     data[`v${v}`] = {
@@ -178,8 +172,7 @@ export async function runCodecBench(opts: CodecBenchOptions = {}): Promise<Bench
       envelope,
       clientEncode,
       clientVerify,
-      exchangeFast: exchange['fast'],
-      exchangeReference: exchange['reference'],
+      exchange,
     };
   }
   return { name: 'codec', rows, data };

@@ -13,12 +13,9 @@ import { performance } from 'node:perf_hooks';
 import { type Catalog, defaultCatalog, type Sku } from '../catalog/products.js';
 import { type Clock, SystemClock } from '../host/clock.js';
 import { type Random, randomGuid, SeededRandom } from '../host/random.js';
-import { responseBodyLength } from '../kms/body.js';
-import { encodeRequest, verifyResponse } from '../kms/envelope.js';
-import { parseEpid } from '../kms/epid.js';
+import { ClientExchange, prepareRequest, type RequestTemplate } from '../kms/exchange.js';
 import { HResult, hresultHex, hresultText } from '../kms/hresult.js';
-import type { KmsRequestBody, KmsVersion, NdrSyntax, RequestContext } from '../kms/messages.js';
-import { responseStubLength, unwrapResponseStub, wrapRequestStub } from '../kms/stub.js';
+import type { KmsVersion, NdrSyntax } from '../kms/messages.js';
 import {
   BIND_NAK_REASON,
   BTFN_KEEP_CONNECTION_ON_ORPHAN,
@@ -570,6 +567,9 @@ export class KmsClient {
   private readonly random: Random;
   private readonly clock: Clock;
   private readonly fixedTime: FileTime | null;
+  /** The request, prepared once, and the one client exchange (spec c) that encodes and verifies it. */
+  private readonly template: RequestTemplate;
+  private readonly kms: ClientExchange;
   private callId = FIRST_CALL_ID;
   private binding: Binding | null = null;
   private lastBind: BindInfo | null = null;
@@ -600,6 +600,22 @@ export class KmsClient {
     if (!(this.timeoutMs > 0)) badOption(`timeout ${this.timeoutMs} ms`);
     const t = opts.clientTime;
     this.fixedTime = t === undefined ? null : typeof t === 'bigint' ? t : fileTimeFromMs(t.getTime());
+    this.kms = new ClientExchange({ checkEpid: this.checkEpid });
+    this.template = prepareRequest({
+      minorVersion: 0,
+      majorVersion: this.product.protocol,
+      vmInfo: this.vm ? 1 : 0,
+      licenseStatus: this.licenseStatus,
+      bindingExpiration: this.bindingExpiration,
+      applicationId: this.product.applicationId,
+      skuId: this.product.skuId,
+      kmsId: this.product.kmsId,
+      cmid: this.cmid,
+      requiredClientCount: this.product.requiredCount,
+      clientTime: 0n,
+      previousCmid: this.previousCmid,
+      workstation: this.workstation,
+    });
   }
 
   /** What the last bind agreed, or null before the first. */
@@ -738,23 +754,8 @@ export class KmsClient {
       b.requests++;
       result.ndr = ndr;
       result.callId = callId;
-      const body: KmsRequestBody = {
-        minorVersion: 0,
-        majorVersion: this.product.protocol,
-        vmInfo: this.vm ? 1 : 0,
-        licenseStatus: this.licenseStatus,
-        bindingExpiration: this.bindingExpiration,
-        applicationId: this.product.applicationId,
-        skuId: this.product.skuId,
-        kmsId: this.product.kmsId,
-        cmid: this.cmid,
-        requiredClientCount: this.product.requiredCount,
-        clientTime: this.requestTime(),
-        previousCmid: this.previousCmid,
-        workstation: this.workstation,
-      };
-      const { message, context: ctx } = encodeRequest(body, { random: (n) => this.random.bytes(n) });
-      const stub = wrapRequestStub(message, ndr);
+      this.kms.encode(this.template, this.requestTime(), this.random);
+      const stub = this.kms.requestStub(ndr);
       const req: RequestPdu = {
         type: PTYPE.REQUEST,
         flags: PFC.FIRST_FRAG | PFC.LAST_FRAG,
@@ -767,7 +768,7 @@ export class KmsClient {
         stub,
       };
       const resp = await this.exchange(b.conn, req, 'response');
-      this.interpret(resp, callId, contextId, ndr, ctx, result);
+      this.interpret(resp, callId, contextId, ndr, result);
     } catch (e) {
       const f = asFailure(e);
       result.error = f.info();
@@ -785,7 +786,6 @@ export class KmsClient {
     callId: number,
     contextId: number,
     ndr: NdrSyntax,
-    ctx: RequestContext,
     result: ActivationResult,
   ): void {
     if (resp.type === PTYPE.FAULT) {
@@ -821,65 +821,27 @@ export class KmsClient {
         'pfc_flags',
       );
     }
-    const { hresult, message } = unwrapResponseStub(resp.stub, ndr);
-    if (message === null) {
-      const want = ndr === 'ndr32' ? 12 : 20;
-      if (resp.stub.length !== want) {
-        throw verificationError(
-          'BAD_STUB',
-          `error stub of ${resp.stub.length} bytes, ${ndr} needs ${want}`,
-          'stub',
-        );
-      }
-      if (hresult === 0) {
-        throw verificationError('BAD_STUB', 'NULL response pointer with a success HRESULT', 'referent');
-      }
-      result.hresult = hresult;
-      result.hresultText = hresultText(hresult);
+    // The NDR stub and the KMS message: every check in ClientExchange (spec b.2, b.3, c.2–c.6).
+    const v = this.kms.verifyStub(resp.stub, ndr);
+    if (!v.answered) {
+      result.hresult = v.hresult;
+      result.hresultText = hresultText(v.hresult);
       return;
     }
-    const want = responseStubLength(message.length, ndr);
-    if (resp.stub.length !== want) {
-      throw verificationError(
-        'BAD_STUB',
-        `response stub of ${resp.stub.length} bytes, a ${message.length}-byte message needs ${want}`,
-        'stub',
-      );
-    }
-    if (hresult !== 0) {
-      // The host's return value wins over any data it also sent.
-      result.hresult = hresult;
-      result.hresultText = hresultText(hresult);
-      return;
-    }
-    const v = verifyResponse(message, ctx);
-    if (v.version === 4 && message.length !== responseBodyLength(v.body.epid) + 16) {
-      throw verificationError(
-        'BAD_MESSAGE',
-        `V4 response of ${message.length} bytes, ${responseBodyLength(v.body.epid) + 16} expected`,
-        'MAC',
-      );
-    }
-    if (this.checkEpid) {
-      try {
-        parseEpid(v.body.epid);
-      } catch (e) {
-        if (!isProtocolError(e)) throw e;
-        throw verificationError('BAD_EPID', `the host's ePID is malformed: ${e.message}`, 'KmsPID');
-      }
-    }
-    result.epid = v.body.epid;
-    result.hwid = v.hwid ? hex(v.hwid).toUpperCase() : null;
-    result.count = v.body.currentCount;
-    result.activationInterval = v.body.activationInterval;
-    result.renewalInterval = v.body.renewalInterval;
+    const count = v.currentCount;
+    result.epid = v.epid();
+    const hwid = v.hwid();
+    result.hwid = hwid ? hex(hwid).toUpperCase() : null;
+    result.count = count;
+    result.activationInterval = v.activationInterval;
+    result.renewalInterval = v.renewalInterval;
     if (v.hmacSlot !== null) result.hmacSlot = v.hmacSlot;
     // The client decides (spec f.4): activated once the count reaches its own threshold.
-    result.activated = v.body.currentCount >= this.product.requiredCount;
+    result.activated = count >= this.product.requiredCount;
     result.hresult = result.activated ? HResult.S_OK : HResult.COUNT_INSUFFICIENT;
     result.hresultText = result.activated
-      ? `activated: the host counts ${v.body.currentCount} machines, this product needs ${this.product.requiredCount}`
-      : `${hresultText(HResult.COUNT_INSUFFICIENT)} (count ${v.body.currentCount}, needed ${this.product.requiredCount})`;
+      ? `activated: the host counts ${count} machines, this product needs ${this.product.requiredCount}`
+      : `${hresultText(HResult.COUNT_INSUFFICIENT)} (count ${count}, needed ${this.product.requiredCount})`;
   }
 
   /** Sends `requests` requests, on one connection or (`newConnection`) each on its own. */

@@ -8,10 +8,9 @@ import { ManualClock } from '../host/clock.js';
 import type { HostPolicy } from '../host/policy.js';
 import { SeededRandom } from '../host/random.js';
 import { KmsService } from '../host/service.js';
-import { encodeRequest, verifyResponse } from '../kms/envelope.js';
+import { ClientExchange, prepareRequest, type RequestTemplate } from '../kms/exchange.js';
 import { hresultHex } from '../kms/hresult.js';
 import type { KmsRequestBody } from '../kms/messages.js';
-import { unwrapResponseStub, wrapRequestStub } from '../kms/stub.js';
 import { MemoryStore } from '../store/memory.js';
 import type { Store, StoreChange } from '../store/store.js';
 import { isProtocolError } from '../wire/errors.js';
@@ -19,7 +18,6 @@ import { fileTimeFromMs } from '../wire/filetime.js';
 import { type Guid, NIL_GUID } from '../wire/guid.js';
 import { type HostPort, KmsClient } from './client.js';
 import type { ExchangeOutcome, ExchangeRequest, FleetHost, FleetPlan } from './fleet.js';
-import { FleetCodec, prepareRequest, type RequestTemplate } from './fleet-codec.js';
 
 function requestBody(req: ExchangeRequest): KmsRequestBody {
   const { machine: m, product: p } = req;
@@ -74,12 +72,6 @@ export interface InProcessHostOptions {
    * serve host's default: a fleet run is inspected afterwards). Default false.
    */
   keepHistory?: boolean;
-  /**
-   * 'fast' (default): FleetCodec, requests prepared once per machine and answers checked in place.
-   * 'reference': encodeRequest / verifyResponse of src/kms for every request (slower, same bytes on
-   * the host side, same timeline).
-   */
-  codec?: 'fast' | 'reference';
 }
 
 /** KmsService in this process on a ManualClock; each request is a full NDR32 stub through handleCall. */
@@ -88,9 +80,9 @@ export class InProcessFleetHost implements FleetHost {
   readonly description: string;
   readonly clock: ManualClock;
   readonly service: KmsService;
-  readonly codecKind: 'fast' | 'reference';
   private readonly requestRandom: SeededRandom;
-  private readonly codec: FleetCodec;
+  /** The client side: src/kms's ClientExchange, each machine's request prepared once. */
+  private readonly client = new ClientExchange();
   private readonly templates: (RequestTemplate | undefined)[] = [];
   /** Each request is its own connection, as a real client's is. */
   private readonly conn = { peer: 'fleet', connectionId: 0 };
@@ -109,14 +101,12 @@ export class InProcessFleetHost implements FleetHost {
       policy: opts.policy,
     });
     this.requestRandom = new SeededRandom(seed).fork('requests');
-    this.codec = new FleetCodec((n) => this.requestRandom.bytes(n));
-    this.codecKind = opts.codec ?? 'fast';
     const store = opts.store
       ? `${this.service.store.kind} store`
       : opts.keepHistory
         ? 'memory store with history'
         : 'memory store, no history';
-    this.description = `in-process KmsService (${store}, ${this.codecKind} client codec)`;
+    this.description = `in-process KmsService (${store})`;
   }
 
   /** A new plan: forget the prepared requests (machine ids are per plan). The pools stay. */
@@ -128,41 +118,25 @@ export class InProcessFleetHost implements FleetHost {
     this.clock.set(req.now);
     const conn = this.conn;
     conn.connectionId += 1;
-    if (this.codecKind === 'reference') return this.referenceExchange(req, conn);
     let t = this.templates[req.machine.id];
     if (!t) {
       t = prepareRequest(requestBody(req));
       this.templates[req.machine.id] = t;
     }
-    const stub = this.codec.encode(t, req.now, req.licenseStatus, req.bindingExpiration);
-    const out = this.service.handleCall(stub, 'ndr32', conn);
+    const x = this.client;
+    x.encode(t, fileTimeFromMs(req.now), this.requestRandom, req.licenseStatus, req.bindingExpiration);
+    const out = this.service.handleCall(x.requestStub('ndr32'), 'ndr32', conn);
     if (out.kind === 'fault')
       return failure(`FAULT: the host answered with an RPC fault, status ${hresultHex(out.status)}`);
-    return this.codec.verify(out.stub);
-  }
-
-  private referenceExchange(
-    req: ExchangeRequest,
-    conn: { peer: string; connectionId: number },
-  ): ExchangeOutcome {
     try {
-      const { message, context } = encodeRequest(requestBody(req), {
-        random: (n) => this.requestRandom.bytes(n),
-      });
-      const out = this.service.handleCall(wrapRequestStub(message, 'ndr32'), 'ndr32', conn);
-      if (out.kind === 'fault')
-        return failure(`FAULT: the host answered with an RPC fault, status ${hresultHex(out.status)}`);
-      const u = unwrapResponseStub(out.stub, 'ndr32');
-      if (u.hresult !== 0 || u.message === null) {
-        if (u.hresult === 0) return failure('BAD_STUB: NULL response pointer with a success HRESULT');
-        return { count: null, activationInterval: 0, renewalInterval: 0, hresult: u.hresult, error: null };
-      }
-      const v = verifyResponse(u.message, context);
-      this.seenEpid ??= v.body.epid;
+      const r = x.verifyStub(out.stub, 'ndr32');
+      if (!r.answered)
+        return { count: null, activationInterval: 0, renewalInterval: 0, hresult: r.hresult, error: null };
+      this.seenEpid ??= r.epid();
       return {
-        count: v.body.currentCount,
-        activationInterval: v.body.activationInterval,
-        renewalInterval: v.body.renewalInterval,
+        count: r.currentCount,
+        activationInterval: r.activationInterval,
+        renewalInterval: r.renewalInterval,
         hresult: 0,
         error: null,
       };
@@ -180,7 +154,7 @@ export class InProcessFleetHost implements FleetHost {
   }
 
   epid(): string | null {
-    return this.codec.firstEpid ?? this.seenEpid;
+    return this.seenEpid;
   }
 }
 

@@ -1,28 +1,17 @@
 import { cbcDecryptRegion, cbcEncryptRegion } from '../crypto/aes.js';
-import { cbcDecrypt, cbcEncrypt, pkcs7Pad } from '../crypto/cbc.js';
 import { V5_SCHEDULE, V6_SCHEDULE } from '../crypto/keys.js';
 import { v4Mac } from '../crypto/v4-mac.js';
-import { sha256, sha256Into, v6Hmac, v6HmacInto } from '../crypto/v6-hmac.js';
+import { sha256Into, v6HmacInto } from '../crypto/v6-hmac.js';
 import { ProtocolError } from '../wire/errors.js';
 import { Writer } from '../wire/writer.js';
 import {
   BASE_REQUEST_SIZE,
   decodeRequestBody,
-  decodeResponseBody,
   responseBodyLength,
-  writeRequestBody,
   writeResponseBody,
   writeResponseBodyAt,
 } from './body.js';
-import type {
-  DecodedRequest,
-  KmsRequestBody,
-  KmsResponseBody,
-  KmsVersion,
-  NdrSyntax,
-  RequestContext,
-  VerifiedResponse,
-} from './messages.js';
+import type { DecodedRequest, KmsResponseBody, KmsVersion, NdrSyntax } from './messages.js';
 import { REFERENT_ID, responseStubLength, wrapResponseStub } from './stub.js';
 
 /**
@@ -227,177 +216,9 @@ function putU32(out: Uint8Array, p: number, v: number): void {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Client side
-
-export interface EncodeRequestOptions {
-  /** Needed for V5/V6: the 16-byte clear-text IV. */
-  random?: RandomBytes;
-}
-
-/** Builds a request message; `body.majorVersion` chooses the protocol. */
-export function encodeRequest(
-  body: KmsRequestBody,
-  opts: EncodeRequestOptions = {},
-): { message: Uint8Array; context: RequestContext } {
-  const version = body.majorVersion;
-  if (version !== 4 && version !== 5 && version !== 6) {
-    // Still encodable (to test hosts with odd versions) as a V6-shaped message.
-    return encodeV56Request(body, 6, opts);
-  }
-  if (version === 4) {
-    const w = new Writer(V4_REQUEST_SIZE);
-    writeRequestBody(w, body);
-    w.raw(v4Mac(w.bytes.subarray(0, BASE_REQUEST_SIZE)));
-    return {
-      message: w.finish(),
-      context: {
-        version,
-        minorVersion: body.minorVersion,
-        cmid: body.cmid,
-        clientTime: body.clientTime,
-        iv: null,
-        q: null,
-      },
-    };
-  }
-  return encodeV56Request(body, version, opts);
-}
-
-function encodeV56Request(
-  body: KmsRequestBody,
-  cipherVersion: 5 | 6,
-  opts: EncodeRequestOptions,
-): { message: Uint8Array; context: RequestContext } {
-  if (!opts.random) throw new RangeError('V5/V6 requests need a random source for the IV');
-  const iv = opts.random(16);
-  const w = new Writer(BASE_REQUEST_SIZE);
-  writeRequestBody(w, body);
-  const plain = pkcs7Pad(w.finish()); // 236 + 4 × 0x04
-  const schedule = cipherVersion === 5 ? V5_SCHEDULE : V6_SCHEDULE;
-  const cipher = cbcEncrypt(schedule, iv, plain);
-  const message = new Uint8Array(V5_REQUEST_SIZE);
-  message[0] = body.minorVersion & 0xff;
-  message[1] = body.minorVersion >>> 8;
-  message[2] = body.majorVersion & 0xff;
-  message[3] = body.majorVersion >>> 8;
-  message.set(iv, 4);
-  message.set(cipher, 20);
-  // Q is what the host will see as the first zero-IV plaintext block: D(IV) (spec glossary).
-  const q = cbcDecrypt(schedule, ZERO_IV, iv);
-  return {
-    message,
-    context: {
-      version: body.majorVersion as KmsVersion,
-      minorVersion: body.minorVersion,
-      cmid: body.cmid,
-      clientTime: body.clientTime,
-      iv,
-      q,
-    },
-  };
-}
-
-/**
- * Decodes a response message and runs every check a careful client runs (spec c.2–c.6): version
- * echo, MAC / hash / HMAC, IV rules, padding, CMID and time echo, ePID bounds. Throws ProtocolError
- * with BAD_MAC, BAD_ECHO, BAD_PADDING, BAD_EPID or BAD_MESSAGE on the first failure.
- */
-export function verifyResponse(message: Uint8Array, ctx: RequestContext): VerifiedResponse {
-  const { minor, major } = versionOf(message);
-  if (major !== ctx.version || minor !== ctx.minorVersion) {
-    throw new ProtocolError('BAD_ECHO', `response version ${major}.${minor} differs from the request's`, {
-      field: 'Version',
-    });
-  }
-  let result: VerifiedResponse;
-  if (ctx.version === 4) {
-    if (message.length < 4 + 4 + 2 + 16) short(message, 26, 'V4 response');
-    const { body, end } = decodeResponseBody(message, 0, message.length);
-    if (message.length < end + 16) short(message, end + 16, 'V4 response MAC');
-    const mac = v4Mac(message.subarray(0, end));
-    if (!equalBytes(mac, message.subarray(end, end + 16))) {
-      throw new ProtocolError('BAD_MAC', 'V4 response MAC does not match', { field: 'MAC', offset: end });
-    }
-    result = { version: 4, body, hwid: null, hmacSlot: null };
-  } else {
-    result = verifyV56(message, ctx);
-  }
-  const b = result.body;
-  if (b.majorVersion !== ctx.version || b.minorVersion !== ctx.minorVersion) {
-    throw new ProtocolError('BAD_ECHO', 'encrypted response version differs from the request', {
-      field: 'Version',
-    });
-  }
-  if (b.cmid !== ctx.cmid) {
-    throw new ProtocolError('BAD_ECHO', `response echoes CMID ${b.cmid}, request had ${ctx.cmid}`, {
-      field: 'ClientMachineId',
-    });
-  }
-  if (b.clientTime !== ctx.clientTime) {
-    throw new ProtocolError('BAD_ECHO', 'response does not echo the request time stamp', {
-      field: 'ClientTime',
-    });
-  }
-  return result;
-}
-
-function verifyV56(message: Uint8Array, ctx: RequestContext): VerifiedResponse {
-  const version = ctx.version as 5 | 6;
-  const cipherLen = message.length - 4;
-  if (cipherLen < 32 || cipherLen % 16 !== 0) {
-    throw new ProtocolError('BAD_MESSAGE', `V${version} response ciphertext of ${cipherLen} bytes`, {
-      field: 'ciphertext',
-    });
-  }
-  const respIv = message.subarray(4, 20);
-  const sameIv = equalBytes(respIv, ctx.iv!);
-  if (version === 5 && !sameIv) {
-    throw new ProtocolError('BAD_ECHO', 'V5 response IV differs from the request IV', { field: 'IV' });
-  }
-  if (version === 6 && sameIv) {
-    throw new ProtocolError('BAD_ECHO', 'V6 response IV equals the request IV', { field: 'IV' });
-  }
-  const schedule = version === 5 ? V5_SCHEDULE : V6_SCHEDULE;
-  const padded = cbcDecrypt(schedule, ZERO_IV, message.subarray(4));
-  const pad = padded[padded.length - 1]!;
-  if (pad < 1 || pad > 16) throw new ProtocolError('BAD_PADDING', `PKCS#7 pad byte ${pad}`);
-  for (let i = padded.length - pad; i < padded.length; i++) {
-    if (padded[i] !== pad) throw new ProtocolError('BAD_PADDING', 'PKCS#7 pad bytes differ');
-  }
-  const plainLen = padded.length - pad;
-  const { body, end } = decodeResponseBody(padded, 16, plainLen);
-  const tailNeed = version === 5 ? 48 : 48 + 8 + 16 + 16;
-  if (plainLen !== end + tailNeed) {
-    throw new ProtocolError(
-      'BAD_MESSAGE',
-      `V${version} response plaintext has ${plainLen - end} trailing bytes`,
-      {
-        field: 'RandomXoredIVs',
-        needed: tailNeed,
-        available: plainLen - end,
-      },
-    );
-  }
-  const q = ctx.q!;
-  const rand2 = new Uint8Array(16);
-  for (let i = 0; i < 16; i++) rand2[i] = padded[end + i]! ^ q[i]!;
-  if (!equalBytes(sha256(rand2), padded.subarray(end + 16, end + 48))) {
-    throw new ProtocolError('BAD_MAC', 'SHA-256 of the random value does not match', { field: 'Hash' });
-  }
-  if (version === 5) return { version, body, hwid: null, hmacSlot: null };
-  const hwid = padded.slice(end + 48, end + 56);
-  if (!equalBytes(padded.subarray(end + 56, end + 72), q)) {
-    throw new ProtocolError('BAD_ECHO', 'V6 XoredIVs differ from the decrypted request IV', {
-      field: 'XoredIVs',
-    });
-  }
-  const macInput = padded.subarray(0, end + 72);
-  const got = padded.subarray(end + 72, end + 88);
-  for (const k of [0, -1, 1]) {
-    if (equalBytes(v6Hmac(ctx.clientTime, macInput, k), got)) return { version, body, hwid, hmacSlot: k };
-  }
-  throw new ProtocolError('BAD_MAC', 'V6 HMAC does not match any time slot', { field: 'HMAC' });
-}
+// Client side: src/kms/exchange.ts (ClientExchange), the one implementation; its value-level wrappers
+// are re-exported here for the callers that import the envelope.
+export { encodeRequest, verifyResponse } from './exchange.js';
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
