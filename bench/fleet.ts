@@ -88,7 +88,11 @@ export async function runFleetBench(opts: FleetBenchOptions = {}): Promise<Bench
       metric: `${total} machines × ${sizes.days} d, in-process`,
       value: main.wallS,
       unit: 's',
-      note: `goal < ${GOAL_S} s: ${main.wallS < GOAL_S ? 'met' : 'NOT met'}; cpu ${main.cpuS} s`,
+      // The issue's goal is for 10,000 machines × 180 days; other sizes are not judged against it.
+      note:
+        total === 10_000 && sizes.days === 180
+          ? `goal < ${GOAL_S} s: ${main.wallS < GOAL_S ? 'met' : 'NOT met'}; cpu ${main.cpuS} s`
+          : `goal < ${GOAL_S} s is for 10000 machines × 180 d; cpu ${main.cpuS} s`,
     },
     { metric: 'requests (full V6 exchanges)', value: main.requests, unit: '', note: `${main.errors} errors` },
     {
