@@ -15,6 +15,7 @@ import { EXIT, UsageError } from './errors.js';
 import { prepareDir } from './files.js';
 import type { FleetFlags } from './fleet.js';
 import { parseHostPort, parseIntStrict } from './options.js';
+import { readControlToken } from './serve.js';
 
 const KIND_TITLE: Record<MachineKind, string> = { windows: 'Windows', server: 'Servers', office: 'Office' };
 
@@ -94,12 +95,16 @@ export async function fleetCommand(flags: FleetFlags): Promise<void> {
   });
   if (flags.out) prepareDir(flags.out, '--out');
   if (flags.reset && !flags.target) throw new UsageError('--reset only goes with --target and --control');
+  if (flags.controlToken !== undefined && !(flags.target && flags.control))
+    throw new UsageError('--control-token only goes with --target and --control');
+  const token = flags.target && flags.control ? readControlToken(flags.controlToken) : null;
   const host: FleetHost =
     flags.target && flags.control
       ? new RemoteFleetHost({
           target: parseHostPort(flags.target),
           control: parseHostPort(flags.control, 8688),
           reset: flags.reset === true,
+          ...(token ? { controlToken: token } : {}),
         })
       : new InProcessFleetHost({
           seed: plan.seed,

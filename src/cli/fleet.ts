@@ -19,6 +19,7 @@ export interface FleetFlags {
   officeProduct?: string;
   target?: string;
   control?: string;
+  controlToken?: string;
   reset?: boolean;
   out?: string;
   json?: boolean;
@@ -52,6 +53,10 @@ export function registerFleet(program: Command): void {
     .option('--office-product <name>', 'catalog product for Office')
     .option('--target <host:port>', 'talk KMS over TCP to this kmslab host (needs --control)')
     .option('--control <host:port>', "that host's control API; it must run with --clock manual")
+    .option(
+      '--control-token <file|->',
+      'the bearer token that control API needs, read from FILE or stdin (or KMSLAB_CONTROL_TOKEN)',
+    )
     .option('--reset', 'empty the remote host first (POST /reset)')
     .option('--out <dir>', 'write fleet-timeline.json, fleet-timeline.csv and fleet-timeline.svg here')
     .option('--json', 'print the whole result as JSON on stdout')

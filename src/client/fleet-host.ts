@@ -165,6 +165,8 @@ export interface RemoteHostOptions {
   control: HostPort;
   /** Empty the host's pools and history first (POST /reset). */
   reset?: boolean;
+  /** The control API's bearer token, when it needs one (serve --control-token). */
+  controlToken?: string;
   timeoutMs?: number;
   catalog?: Catalog;
 }
@@ -191,7 +193,10 @@ export class RemoteFleetHost implements FleetHost {
     try {
       res = await fetch(url, {
         method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: {
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(this.opts.controlToken ? { authorization: `Bearer ${this.opts.controlToken}` } : {}),
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
       });

@@ -63,6 +63,39 @@ describe('remote fleet', () => {
     }
   });
 
+  it('sends the control token to a control API that needs one (and is refused without it)', async () => {
+    const plan = planFleet({ windows: 3, days: 2, seed: 'token' });
+    const controlToken = 'fleet-token-0123456789';
+    const rt = await startHostRuntime({
+      listen: [{ host: '127.0.0.1', port: 0 }],
+      control: { host: '127.0.0.1', port: 0 },
+      store: 'memory',
+      clock: 'manual',
+      seed: plan.seed,
+      controlToken,
+    });
+    try {
+      const without = new RemoteFleetHost({
+        target: rt.addresses[0]!,
+        control: rt.control!.address,
+        reset: true,
+      });
+      await expect(runFleet(plan, { host: without })).rejects.toThrow(/HTTP 401/);
+      const remote = await runFleet(plan, {
+        host: new RemoteFleetHost({
+          target: rt.addresses[0]!,
+          control: rt.control!.address,
+          reset: true,
+          controlToken,
+        }),
+      });
+      expect(remote.totals.errors).toBe(0);
+      expect(remote.timeline).toEqual((await runFleet(plan)).timeline);
+    } finally {
+      await rt.close();
+    }
+  });
+
   it('counts an unreachable host as errors, retrying every activation interval', async () => {
     const plan = planFleet({ windows: 2, days: 1, seed: 1 });
     const rt = await startHostRuntime({
