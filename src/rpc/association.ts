@@ -29,7 +29,14 @@ import {
   RPC_VERSION,
   RPC_VERSION_MINOR,
 } from './constants.js';
-import { decodePdu, readHeader, validateHeader } from './decode.js';
+import {
+  BIND_CONTEXTS_AT,
+  decodeBindLikeWith,
+  decodePdu,
+  isPlainBindLike,
+  readHeader,
+  validateHeader,
+} from './decode.js';
 import { encodePdu } from './encode.js';
 import { CallAssembler, Framer } from './framer.js';
 import {
@@ -222,11 +229,13 @@ export class Association {
   // -------------------------------------------------------------------------------------------------
 
   private handle(bytes: Uint8Array, out: AssociationAction[]): void {
+    // A context list this host negotiated before (NegotiationCache): only the header is read.
     const cache = this.opts.negotiations;
-    if (cache !== undefined && isPlainBindLike(bytes)) {
+    const cacheable = cache !== undefined && isPlainBindLike(bytes);
+    if (cacheable) {
       const hit = cache.get(bytes.subarray(BIND_CONTEXTS_AT), this.opts.profile);
       if (hit !== undefined) {
-        const pdu = bindLikeFromCache(bytes, hit);
+        const pdu = decodeBindLikeWith(bytes, hit);
         if (pdu.type === PTYPE.BIND) this.onBind(pdu, out, hit.negotiation);
         else this.onAlterContext(pdu, out, hit.negotiation);
         return;
@@ -252,10 +261,10 @@ export class Association {
     }
     switch (pdu.type) {
       case PTYPE.BIND:
-        this.onBind(pdu, out, this.negotiateAndRemember(pdu, bytes));
+        this.onBind(pdu, out, this.negotiateAndRemember(pdu, cacheable ? bytes : null));
         return;
       case PTYPE.ALTER_CONTEXT:
-        this.onAlterContext(pdu, out, this.negotiateAndRemember(pdu, bytes));
+        this.onAlterContext(pdu, out, this.negotiateAndRemember(pdu, cacheable ? bytes : null));
         return;
       case PTYPE.REQUEST:
         this.onRequest(pdu, out);
@@ -282,28 +291,24 @@ export class Association {
   }
 
   /**
-   * The negotiation of a decoded bind or alter_context (spec a.4), lazily: an answer that never gets
-   * to negotiation (bind_nak, fault) costs none. Remembered in the host's cache when it has one.
+   * The negotiation of a decoded bind or alter_context (spec a.4), remembered in the host's cache when
+   * `cacheable` gives its bytes (the answer may still be a bind_nak or fault: negotiation is pure).
    */
-  private negotiateAndRemember(pdu: BindPdu | AlterContextPdu, bytes: Uint8Array): () => NegotiationResult {
-    return () => {
-      const negotiation = negotiate(pdu.contexts, this.opts.profile);
-      const cache = this.opts.negotiations;
-      if (cache !== undefined && isPlainBindLike(bytes)) {
-        const value: CachedContexts = { contexts: pdu.contexts, negotiation };
-        if (pdu.reserved !== undefined) value.reserved = pdu.reserved;
-        if (pdu.trailing !== undefined) value.trailing = pdu.trailing;
-        cache.put(bytes.subarray(BIND_CONTEXTS_AT), this.opts.profile, value);
-      }
-      return negotiation;
-    };
+  private negotiateAndRemember(
+    pdu: BindPdu | AlterContextPdu,
+    cacheable: Uint8Array | null,
+  ): NegotiationResult {
+    const negotiation = negotiate(pdu.contexts, this.opts.profile);
+    if (cacheable !== null && this.opts.negotiations !== undefined) {
+      const value: CachedContexts = { contexts: pdu.contexts, negotiation };
+      if (pdu.reserved !== undefined) value.reserved = pdu.reserved;
+      if (pdu.trailing !== undefined) value.trailing = pdu.trailing;
+      this.opts.negotiations.put(cacheable.subarray(BIND_CONTEXTS_AT), this.opts.profile, value);
+    }
+    return negotiation;
   }
 
-  private onBind(
-    pdu: BindPdu,
-    out: AssociationAction[],
-    negotiation: NegotiationResult | (() => NegotiationResult),
-  ): void {
+  private onBind(pdu: BindPdu, out: AssociationAction[], negotiation: NegotiationResult): void {
     if (this.current === 'bound') {
       // Spec a.5 / a.10: a second bind is a protocol error: bind_nak reason 0, then close.
       this.note(out, 'warn', `second bind (call ${pdu.callId}) on a bound connection: bind_nak 0`, pdu);
@@ -346,7 +351,7 @@ export class Association {
       this.send(out, makeBindNak(pdu.callId, BIND_NAK_REASON.DEFAULT_CONTEXT_NOT_SUPPORTED));
       return;
     }
-    const { results, accepted } = typeof negotiation === 'function' ? negotiation() : negotiation;
+    const { results, accepted } = negotiation;
     if (pdu.assocGroupId !== 0)
       this.assocGroupId = pdu.assocGroupId; // spec a.8: joins the group
     else {
@@ -379,7 +384,7 @@ export class Association {
   private onAlterContext(
     pdu: AlterContextPdu,
     out: AssociationAction[],
-    negotiation: NegotiationResult | (() => NegotiationResult),
+    negotiation: NegotiationResult,
   ): void {
     if (this.current !== 'bound') {
       // Spec a.10: a protocol error: fault nca_s_proto_error, then close.
@@ -394,7 +399,7 @@ export class Association {
       this.fail(out, new ProtocolError('AUTH_NOT_SUPPORTED', 'alter_context with auth_length > 0'), pdu);
       return;
     }
-    const { results, accepted } = typeof negotiation === 'function' ? negotiation() : negotiation;
+    const { results, accepted } = negotiation;
     // Spec a.10: an element with the same p_cont_id replaces the old context, so a rejected one
     // removes it.
     for (const c of pdu.contexts) this.ctx.delete(c.contextId);
@@ -636,42 +641,4 @@ function concat(parts: Uint8Array[]): Uint8Array {
     at += p.length;
   }
   return out;
-}
-
-/** PDU offset of n_context_elem in a bind or alter_context body (spec a.3). */
-const BIND_CONTEXTS_AT = 24;
-
-/**
- * A bind or alter_context the cache may answer for: little-endian rpc_vers 5, frag_length the whole
- * PDU, no auth verifier (so the body runs to the end), at least the fixed part of the body. Whatever
- * else the header says is judged by onBind / onAlterContext as for a decoded PDU.
- */
-function isPlainBindLike(b: Uint8Array): boolean {
-  return (
-    (b[2] === PTYPE.BIND || b[2] === PTYPE.ALTER_CONTEXT) &&
-    b.length >= BIND_CONTEXTS_AT + 4 &&
-    b[0] === RPC_VERSION &&
-    (b[4]! & 0xf0) === 0x10 &&
-    (b[8]! | (b[9]! << 8)) === b.length &&
-    b[10] === 0 &&
-    b[11] === 0
-  );
-}
-
-/** The PDU decodePdu would give for these bytes, whose context list (and on) is `hit`'s. */
-function bindLikeFromCache(b: Uint8Array, hit: CachedContexts): BindPdu | AlterContextPdu {
-  const pdu: BindPdu | AlterContextPdu = {
-    type: b[2] === PTYPE.BIND ? PTYPE.BIND : PTYPE.ALTER_CONTEXT,
-    flags: b[3]!,
-    callId: (b[12]! | (b[13]! << 8) | (b[14]! << 16) | (b[15]! << 24)) >>> 0,
-    rpcVersionMinor: b[1]!,
-    drep: [b[4]!, b[5]!, b[6]!, b[7]!],
-    maxXmitFrag: b[16]! | (b[17]! << 8),
-    maxRecvFrag: b[18]! | (b[19]! << 8),
-    assocGroupId: (b[20]! | (b[21]! << 8) | (b[22]! << 16) | (b[23]! << 24)) >>> 0,
-    contexts: hit.contexts,
-  };
-  if (hit.reserved !== undefined) pdu.reserved = hit.reserved;
-  if (hit.trailing !== undefined) pdu.trailing = hit.trailing;
-  return pdu;
 }

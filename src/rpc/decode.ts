@@ -9,9 +9,11 @@ import { Reader } from '../wire/reader.js';
 import { HEADER_LENGTH, isCoPtype, PFC, PTYPE, ptypeName, RPC_VERSION } from './constants.js';
 import type {
   AbstractSyntax,
+  AlterContextPdu,
   BindAckBody,
   BindBody,
   BindNakPdu,
+  BindPdu,
   ContextResult,
   Drep,
   FaultPdu,
@@ -348,6 +350,51 @@ export function decodeFaultBody(
 
 export function decodeGenericBody(r: Reader): Pick<GenericPdu, 'body'> {
   return { body: r.bytesView(r.remaining, 'body') };
+}
+
+/** PDU offset of n_context_elem in a bind or alter_context body (spec a.3). */
+export const BIND_CONTEXTS_AT = 24;
+
+/**
+ * A bind or alter_context whose body runs from BIND_CONTEXTS_AT to the end: little-endian rpc_vers 5,
+ * frag_length the whole PDU, no auth verifier, at least the fixed part of the body. Its context list
+ * bytes (`bytes.subarray(BIND_CONTEXTS_AT)`) then decode the same wherever they occur.
+ */
+export function isPlainBindLike(b: Uint8Array): boolean {
+  return (
+    (b[2] === PTYPE.BIND || b[2] === PTYPE.ALTER_CONTEXT) &&
+    b.length >= BIND_CONTEXTS_AT + 4 &&
+    b[0] === RPC_VERSION &&
+    (b[4]! & 0xf0) === 0x10 &&
+    (b[8]! | (b[9]! << 8)) === b.length &&
+    b[10] === 0 &&
+    b[11] === 0
+  );
+}
+
+/**
+ * What decodePdu gives for a plain bind or alter_context (isPlainBindLike) whose context list, from
+ * BIND_CONTEXTS_AT on, was decoded before into `rest`: only the header and the fixed body fields are
+ * read.
+ */
+export function decodeBindLikeWith(
+  b: Uint8Array,
+  rest: Pick<BindBody, 'contexts' | 'reserved' | 'trailing'>,
+): BindPdu | AlterContextPdu {
+  const pdu: BindPdu | AlterContextPdu = {
+    type: b[2] === PTYPE.BIND ? PTYPE.BIND : PTYPE.ALTER_CONTEXT,
+    flags: b[3]!,
+    callId: u32At(b, 12),
+    rpcVersionMinor: b[1]!,
+    drep: [b[4]!, b[5]!, b[6]!, b[7]!],
+    maxXmitFrag: b[16]! | (b[17]! << 8),
+    maxRecvFrag: b[18]! | (b[19]! << 8),
+    assocGroupId: u32At(b, 20),
+    contexts: rest.contexts,
+  };
+  if (rest.reserved !== undefined) pdu.reserved = rest.reserved;
+  if (rest.trailing !== undefined) pdu.trailing = rest.trailing;
+  return pdu;
 }
 
 function u32At(b: Uint8Array, i: number): number {

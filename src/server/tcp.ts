@@ -184,11 +184,14 @@ export class KmsServer {
   private readonly negotiations = new NegotiationCache();
   /** The event-loop turn: its commit group and its corked writes (see turn.ts). */
   readonly turn: Turn;
+  /** The RPC host profile of every association (NDR64 and BTFN unless the options say otherwise). */
+  private readonly profile: { ndr64: boolean; btfn: boolean };
   /** A fresh non-zero association group id (spec a.8), one function for every association. */
   private readonly newAssocGroupId = (): number => (this.opts.random.uint32() | 1) >>> 0;
 
   constructor(private readonly opts: ServerOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.profile = opts.profile ?? { ndr64: true, btfn: true };
     this.hooks = opts.hooks ?? {};
     this.logger = opts.logger;
     this.scheduler = opts.scheduler ?? new SystemClock();
@@ -265,7 +268,7 @@ export class KmsServer {
     const secondaryAddress = this.opts.secondaryAddress ?? listenPort ?? String(socket.localPort ?? 1688);
     const newAssociation = () =>
       new Association({
-        profile: this.opts.profile ?? { ndr64: true, btfn: true },
+        profile: this.profile,
         secondaryAddress,
         maxPduSize: this.limits.maxPduSize,
         maxCallSize: this.limits.maxCallSize,
