@@ -8,8 +8,8 @@
  * neutral load tool `kmsload.mjs`: c=64 new connections and c=8 keep-alive, the V6 Windows 10 vector,
  * `--close rst`. For each it records ops/s, p99, the server's CPU per op as `cpucost.sh` measures it
  * (utime+stime+cutime+cstime from /proc/PID/stat around the run) and the server's peak RSS (VmRSS sampled
- * every 100 ms). It prints a table with every round, the best-of-rounds ratios against the issue's targets,
- * and one JSON line.
+ * every 100 ms). It prints a table with every round, the ratios against the issue's targets (each of two
+ * hosts in the same round, the median over rounds), and one JSON line.
  *
  * `--baseline DIR` names another built kmslab checkout (e.g. `git worktree add /tmp/before <commit> && (cd
  * /tmp/before && npm ci && npm run build)`): its two stores join the same rounds as `memory@baseline` and
@@ -211,16 +211,16 @@ interface Target {
   met: boolean | null;
 }
 
-/** The issue's targets from the best round of each host (highest rate; lowest CPU, p99 and RSS). */
+/**
+ * The issue's targets, each a ratio of two hosts within one round (never one host's best round over
+ * another's), so a host and its reference always ran side by side under the same conditions; the
+ * median over rounds, so one round disturbed by other work on the machine does not decide.
+ */
 function targets(results: PhaseResult[], peakMB: Partial<Record<HostName, number>>): Target[] {
-  const best = (h: HostName, p: PhaseName, f: (r: PhaseResult) => number, max: boolean) => {
-    const xs = results.filter((r) => r.host === h && r.phase === p).map(f);
-    return xs.length === 0 ? null : max ? Math.max(...xs) : Math.min(...xs);
-  };
-  const ratio = (x: number | null, y: number | null) =>
-    x === null || y === null || y === 0 ? null : Math.round((x / y) * 100) / 100;
-  const cpu = (h: HostName, p: PhaseName) => best(h, p, (r) => r.cpuUsPerOp, false);
-  const rate = (h: HostName, p: PhaseName) => best(h, p, (r) => r.perSecond, true);
+  const cpuOf = (r: PhaseResult) => r.cpuUsPerOp;
+  const rateOf = (r: PhaseResult) => r.perSecond;
+  const ratio = (a: HostName, b: HostName, p: PhaseName, f: (r: PhaseResult) => number) =>
+    pick(roundRatios(results, a, b, p, f), median);
   const t = (target: string, value: number | null, limit: string, ok: (v: number) => boolean): Target => ({
     target,
     value,
@@ -228,48 +228,20 @@ function targets(results: PhaseResult[], peakMB: Partial<Record<HostName, number
     met: value === null ? null : ok(value),
   });
   return [
-    t(
-      'CPU/conversation memory ÷ no-op',
-      ratio(cpu('memory', 'conv'), cpu('noop', 'conv')),
-      '<= 1.3',
-      (v) => v <= 1.3,
-    ),
-    t(
-      'CPU/conversation SQLite ÷ no-op',
-      ratio(cpu('sqlite', 'conv'), cpu('noop', 'conv')),
-      '<= 1.3',
-      (v) => v <= 1.3,
-    ),
-    t(
-      'CPU/keep-alive req memory ÷ no-op',
-      ratio(cpu('memory', 'keep'), cpu('noop', 'keep')),
-      '<= 2.0',
-      (v) => v <= 2,
-    ),
-    t(
-      'CPU/keep-alive req SQLite ÷ no-op',
-      ratio(cpu('sqlite', 'keep'), cpu('noop', 'keep')),
-      '<= 2.5',
-      (v) => v <= 2.5,
-    ),
+    t('CPU/conversation memory ÷ no-op', ratio('memory', 'noop', 'conv', cpuOf), '<= 1.3', (v) => v <= 1.3),
+    t('CPU/conversation SQLite ÷ no-op', ratio('sqlite', 'noop', 'conv', cpuOf), '<= 1.3', (v) => v <= 1.3),
+    t('CPU/keep-alive req memory ÷ no-op', ratio('memory', 'noop', 'keep', cpuOf), '<= 2.0', (v) => v <= 2),
+    t('CPU/keep-alive req SQLite ÷ no-op', ratio('sqlite', 'noop', 'keep', cpuOf), '<= 2.5', (v) => v <= 2.5),
     t(
       'conversations/s SQLite ÷ vlmcsd',
-      ratio(rate('sqlite', 'conv'), rate('vlmcsd', 'conv')),
+      ratio('sqlite', 'vlmcsd', 'conv', rateOf),
       '>= 1.2',
       (v) => v >= 1.2,
     ),
-    t(
-      'keep-alive req/s SQLite ÷ vlmcsd',
-      ratio(rate('sqlite', 'keep'), rate('vlmcsd', 'keep')),
-      '>= 1.0',
-      (v) => v >= 1,
-    ),
+    t('keep-alive req/s SQLite ÷ vlmcsd', ratio('sqlite', 'vlmcsd', 'keep', rateOf), '>= 1.0', (v) => v >= 1),
     t(
       'p99 c=64 SQLite ÷ vlmcsd',
-      ratio(
-        best('sqlite', 'conv', (r) => r.p99Ms, false),
-        best('vlmcsd', 'conv', (r) => r.p99Ms, false),
-      ),
+      ratio('sqlite', 'vlmcsd', 'conv', (r) => r.p99Ms),
       '<= 1.0',
       (v) => v <= 1,
     ),
@@ -277,15 +249,15 @@ function targets(results: PhaseResult[], peakMB: Partial<Record<HostName, number
     t('peak RSS memory (MB)', peakMB.memory ?? null, '<= 80', (v) => v <= 80),
     t(
       'keep-alive req/s SQLite ÷ memory',
-      ratio(rate('sqlite', 'keep'), rate('memory', 'keep')),
+      ratio('sqlite', 'memory', 'keep', rateOf),
       '>= 0.9',
       (v) => v >= 0.9,
     ),
     ...(['memory', 'sqlite'] as const).flatMap((store) =>
       (['conv', 'keep'] as const).map((p) =>
         t(
-          `${p === 'conv' ? 'conversations' : 'keep-alive req'}/s ${store} ÷ baseline (median of rounds)`,
-          pairedMedian(results, store, `${store}@baseline`, p),
+          `${p === 'conv' ? 'conversations' : 'keep-alive req'}/s ${store} ÷ baseline `,
+          ratio(store, `${store}@baseline`, p, rateOf),
           '>= 1.0',
           (v) => v >= 1,
         ),
@@ -294,22 +266,33 @@ function targets(results: PhaseResult[], peakMB: Partial<Record<HostName, number
   ];
 }
 
-/**
- * The median over rounds of a's rate ÷ b's rate in the same round: a before/after ratio that one
- * disturbed run (other work on the machine during one host's turn) does not decide, as best-of can.
- */
-function pairedMedian(results: PhaseResult[], a: HostName, b: HostName, p: PhaseName): number | null {
+/** a's f ÷ b's f in every round where both ran. */
+function roundRatios(
+  results: PhaseResult[],
+  a: HostName,
+  b: HostName,
+  p: PhaseName,
+  f: (r: PhaseResult) => number,
+): number[] {
   const rs: number[] = [];
   for (const ra of results) {
     if (ra.host !== a || ra.phase !== p) continue;
     const rb = results.find((r) => r.host === b && r.phase === p && r.round === ra.round);
-    if (rb !== undefined && rb.perSecond > 0) rs.push(ra.perSecond / rb.perSecond);
+    if (rb !== undefined && f(rb) > 0) rs.push(f(ra) / f(rb));
   }
-  if (rs.length === 0) return null;
-  rs.sort((x, y) => x - y);
-  const m =
-    rs.length % 2 === 1 ? rs[(rs.length - 1) / 2]! : (rs[rs.length / 2 - 1]! + rs[rs.length / 2]!) / 2;
-  return Math.round(m * 100) / 100;
+  return rs;
+}
+
+/** `choose` of the ratios, to two decimals; null when no round had both hosts. */
+function pick(rs: number[], choose: (xs: number[]) => number): number | null {
+  return rs.length === 0 ? null : Math.round(choose(rs) * 100) / 100;
+}
+
+/** The median: a before/after ratio that one disturbed round does not decide. */
+function median(xs: number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  const n = s.length;
+  return n % 2 === 1 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
 }
 
 interface Floor {
@@ -320,14 +303,17 @@ interface Floor {
 
 /** The ratio each CPU target would have if kmslab spent only its in-process work above the floor. */
 function floors(results: PhaseResult[], path: PathCosts): Floor[] {
-  const noop = (p: PhaseName) => {
-    const xs = results.filter((r) => r.host === 'noop' && r.phase === p).map((r) => r.cpuUsPerOp);
-    return xs.length === 0 ? null : Math.min(...xs);
-  };
+  // As the targets are judged: per round against that round's no-op host, then the median.
+  const noop = (p: PhaseName) =>
+    results.filter((r) => r.host === 'noop' && r.phase === p).map((r) => r.cpuUsPerOp);
   const f = (target: string, p: PhaseName, extra: number | undefined, note: string): Floor => {
-    const base = noop(p);
     const value =
-      base === null || extra === undefined ? null : Math.round(((base + extra) / base) * 100) / 100;
+      extra === undefined
+        ? null
+        : pick(
+            noop(p).map((base) => (base + extra) / base),
+            median,
+          );
     return { target, value, note: `${note}: ${extra ?? 'n/a'} µs in-process` };
   };
   const crypto =
