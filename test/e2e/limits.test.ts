@@ -3,7 +3,8 @@
  * real loopback sockets. Time is virtual: the edge's deadlines (idle timeout, lifetime) run on a
  * ManualClock passed as `edgeClock`, so each test moves the clock and asserts the exact millisecond a
  * connection is closed; nothing sleeps on the wall clock. A test waits only for events (bytes taken by
- * the host, answers, closes), each wait bounded so that a failure reports instead of hanging.
+ * the host, answers, closes): the raw client's waits carry a generous guard (3 s), the others end on
+ * events only, and vitest's test timeout bounds a host that never answers.
  *
  * The unsent-bytes cap (a client that never reads) is tested in memory with the Connection
  * (test/unit/server/connection.test.ts): over a real socket it would depend on the kernel's buffers.

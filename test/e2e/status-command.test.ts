@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -146,10 +147,18 @@ describe('kmslab status over a real host', () => {
   });
 
   it('no host at the address: exit 3, one line', async () => {
-    // Port 1 on loopback: nothing listens there (a privileged port no test binds).
-    const r = await status(['--control', '127.0.0.1:1']);
+    // A port the kernel just gave out and that was closed again: nothing listens there.
+    const port = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const r = await status(['--control', `127.0.0.1:${port}`]);
     expect(r.code).toBe(3);
     expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/^kmslab: --control 127\.0\.0\.1:1: cannot read \/status: ECONNREFUSED/);
+    expect(r.stderr).toMatch(
+      new RegExp(`^kmslab: --control 127\\.0\\.0\\.1:${port}: cannot read /status: ECONNREFUSED`),
+    );
   });
 });

@@ -8,6 +8,7 @@
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { DAY } from '../../../src/host/clock.js';
 import { migrate } from '../../../src/store/migrations.js';
 import {
   type HistoryExtent,
@@ -16,7 +17,6 @@ import {
   SqlitePruner,
 } from '../../../src/store/prune.js';
 
-const DAY = 86_400_000;
 const extent = (minSeq: number, maxSeq: number, oldestTime: number): HistoryExtent => ({
   minSeq,
   maxSeq,
