@@ -256,7 +256,7 @@ function targets(results: PhaseResult[], peakMB: Partial<Record<HostName, number
     ...(['memory', 'sqlite'] as const).flatMap((store) =>
       (['conv', 'keep'] as const).map((p) =>
         t(
-          `${p === 'conv' ? 'conversations' : 'keep-alive req'}/s ${store} ÷ baseline `,
+          `${p === 'conv' ? 'conversations' : 'keep-alive req'}/s ${store} ÷ baseline`,
           ratio(store, `${store}@baseline`, p, rateOf),
           '>= 1.0',
           (v) => v >= 1,
