@@ -15,6 +15,7 @@ import { type HostRuntime, startHostRuntime } from '../../src/server/runtime.js'
 import type { ServerLimits } from '../../src/server/tcp.js';
 import { openStore } from '../../src/store/store.js';
 import { captureNames, loadCapture, pduBytes } from '../helpers/fixtures.js';
+import { until } from '../helpers/host-events.js';
 import {
   activateOnce,
   activationStub,
@@ -285,7 +286,7 @@ describe('hostile input: the connection is handled, the host keeps serving', () 
     const held: Awaited<ReturnType<typeof open>>[] = [];
     for (let i = 0; i < 3; i++) {
       held.push(await open(rt));
-      while (rt.server.openConnections < i + 1) await new Promise((r) => setImmediate(r));
+      await until(rt.server, () => rt.server.openConnections >= i + 1);
     }
     const extra = await open(rt);
     await held[0]!.waitClose();
@@ -296,8 +297,7 @@ describe('hostile input: the connection is handled, the host keeps serving', () 
     for (const s of held) s.destroy();
     await Promise.all(held.map((s) => s.waitClose()));
     // The host notices the closes before the next accept; a fresh client is served.
-    const deadline = Date.now() + 3000;
-    while (rt.server.openConnections > 0 && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+    await until(rt.server, () => rt.server.openConnections === 0);
     await expectServed(rt);
   });
 });
@@ -428,7 +428,7 @@ describe('idle timeout', () => {
     const bound = await RawKmsClient.connect(rt.addresses[0]!, { nowMs: T0 });
     sockets.push(bound.conn);
     expect((await bound.activate()).hresult).toBe(HResult.S_OK);
-    while (rt.server.openConnections < 3) await new Promise((r) => setImmediate(r));
+    await until(rt.server, () => rt.server.openConnections >= 3);
     clock.advance(199);
     // Nothing closed yet; the request re-arms the bound connection's timer (to 399 ms).
     expect((await bound.activate()).hresult).toBe(HResult.S_OK);

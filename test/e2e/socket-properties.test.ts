@@ -24,6 +24,7 @@ import { type HostRuntime, startHostRuntime } from '../../src/server/runtime.js'
 import type { ServerObservation } from '../../src/server/tcp.js';
 import { buildCorpus } from '../fuzz/corpus.js';
 import { chunk, fixFragLength, mutate, pduFields } from '../fuzz/mutate.js';
+import { until } from '../helpers/host-events.js';
 import {
   acceptedContexts,
   activateOnce,
@@ -181,22 +182,6 @@ function build(spec: ConnSpec): Built {
   return { bytes, pieces, ...(client ? { client } : {}) };
 }
 
-/**
- * Resolves once `cond()` holds, checked now and after each of the host's observations (what changes
- * the counts it reads); the test's timeout bounds a host that never gets there.
- */
-function until(rt: HostRuntime, cond: () => boolean): Promise<void> {
-  if (cond()) return Promise.resolve();
-  return new Promise((resolve) => {
-    const stop = rt.server.observe(() => {
-      if (cond()) {
-        stop();
-        resolve();
-      }
-    });
-  });
-}
-
 const runtimes: HostRuntime[] = [];
 afterEach(async () => {
   await Promise.all(runtimes.splice(0).map((rt) => rt.close()));
@@ -316,8 +301,8 @@ describe('socket properties: arbitrary interleaved input on many connections', (
             ),
           );
           for (const s of sockets) s.destroy();
-          await until(rt, () => rt.server.openConnections === 0);
-          await until(rt, () => closed === opened);
+          await until(rt.server, () => rt.server.openConnections === 0);
+          await until(rt.server, () => closed === opened);
           expect(opened + rejected).toBe(conns.length);
           expect(badRejections).toEqual([]);
           expect(cut).toBeLessThanOrEqual(evicted);
@@ -325,7 +310,7 @@ describe('socket properties: arbitrary interleaved input on many connections', (
           // A fresh valid client is served.
           const fresh = await activateOnce(addr, { version: 6 }, { seed: `fresh-${run}`, nowMs: T0 });
           expect(fresh.hresult).toBe(HResult.S_OK);
-          await until(rt, () => rt.server.openConnections === 0);
+          await until(rt.server, () => rt.server.openConnections === 0);
           expect(callErrors).toEqual([]);
           expect(errors).toEqual([]);
         } finally {
