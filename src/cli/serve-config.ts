@@ -66,6 +66,7 @@ const SERVE_SETTINGS = {
   maxConnectionLifetime: duration(),
   maxUnsentBytes: integer(1024),
   maxRequestsPerConnection: integer(1),
+  maxActivationLogLines: integer(1),
   ndr64: bool(),
   dns: address(53),
   domain: text('a DNS domain such as lab.test'),
@@ -158,6 +159,10 @@ export const SERVE_FLAGS: Record<ServeKey, readonly [flag: string, help: string]
   maxRequestsPerConnection: [
     '--max-requests-per-connection <n>',
     'close a connection after this many requests (default 1000000)',
+  ],
+  maxActivationLogLines: [
+    '--max-activation-log-lines <n>',
+    '"activation request" log lines per second, host-wide; the next line says how many were left out (default 100)',
   ],
   ndr64: ['--no-ndr64', 'act as a Vista/7-era host that does not use NDR64'],
   dns: [

@@ -55,6 +55,7 @@ export function buildRuntimeOptions(config: ServeConfig): HostRuntimeOptions {
   if (c.maxConnectionLifetime !== undefined) limits.maxConnectionLifetimeMs = c.maxConnectionLifetime;
   if (c.maxUnsentBytes !== undefined) limits.maxUnsentBytes = c.maxUnsentBytes;
   if (c.maxRequestsPerConnection !== undefined) limits.maxRequestsPerConnection = c.maxRequestsPerConnection;
+  if (c.maxActivationLogLines !== undefined) limits.maxActivationLogLinesPerSecond = c.maxActivationLogLines;
   const opts: HostRuntimeOptions = {
     listen: c.listen && c.listen.length > 0 ? c.listen : [{ host: '127.0.0.1', port: 1688 }],
     store: c.store ?? DEFAULT_STORE_PATH,

@@ -154,7 +154,10 @@ export class CallRunner implements CallHandler {
           ndr: s.call.syntax,
         });
       }
-      if (outcome.event) ctx.logger.info(outcome.event, 'activation request');
+      // Bounded (limits.maxActivationLogLinesPerSecond); the level check first keeps a warn-level host
+      // from reading the clock for lines it would not write.
+      if (outcome.event && ctx.logger.isLevelEnabled('info'))
+        ctx.edgeLog.line('activation', 'info', outcome.event, 'activation request');
       if (outcome.error) {
         ctx.edgeLog.line(
           'bad-request',

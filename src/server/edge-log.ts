@@ -32,26 +32,31 @@ export class LogRateLimit {
   }
 }
 
-/** Lines per second per kind of per-connection event. */
+/** Lines per second per kind of per-connection event, unless the EdgeLog is given another rate. */
 const EDGE_LOG_LINES_PER_SECOND = 5;
 
 export class EdgeLog {
   private readonly kinds = new Map<string, LogRateLimit>();
+  /** `rates`: lines per second for some kinds (the rest get 5). */
   constructor(
     readonly logger: Logger,
     private readonly clock: Clock,
+    private readonly rates: Readonly<Record<string, number>> = {},
   ) {}
 
-  /** Logs `msg` unless `kind` already had its lines this second; `fields.suppressed` counts the rest. */
-  line(kind: string, level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, msg: string): void {
+  /**
+   * Logs `msg` unless `kind` already had its lines this second; the next line logged carries
+   * `suppressed` (how many were left out), added to a copy: `fields` is not changed (it may be an event
+   * others keep).
+   */
+  line(kind: string, level: 'info' | 'warn' | 'error', fields: object, msg: string): void {
     let limit = this.kinds.get(kind);
     if (limit === undefined) {
-      limit = new LogRateLimit(EDGE_LOG_LINES_PER_SECOND);
+      limit = new LogRateLimit(this.rates[kind] ?? EDGE_LOG_LINES_PER_SECOND);
       this.kinds.set(kind, limit);
     }
     const suppressed = limit.take(this.clock.now());
     if (suppressed === null) return;
-    if (suppressed > 0) fields.suppressed = suppressed;
-    this.logger[level](fields, msg);
+    this.logger[level](suppressed > 0 ? { ...fields, suppressed } : fields, msg);
   }
 }

@@ -27,6 +27,12 @@ export interface ServerLimits {
    * that keeps delivering after pause() reaches it; the connection is then dropped.
    */
   maxQueuedInput: number;
+  /**
+   * "activation request" log lines (info) per second, host-wide: a client sending requests as fast as
+   * it can must not turn into as many log lines (~900 B each). The next line after a busy second
+   * carries `suppressed: N`; every request is still in the history, the metrics and the observations.
+   */
+  maxActivationLogLinesPerSecond: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -38,4 +44,5 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxUnsentBytes: 256 * 1024,
   maxRequestsPerConnection: 1_000_000,
   maxQueuedInput: 128 * 1024,
+  maxActivationLogLinesPerSecond: 100,
 };

@@ -195,7 +195,9 @@ export class KmsServer {
     this.hooks = opts.hooks ?? {};
     this.logger = opts.logger;
     this.scheduler = opts.scheduler ?? new SystemClock();
-    this.edgeLog = new EdgeLog(opts.logger, this.scheduler);
+    this.edgeLog = new EdgeLog(opts.logger, this.scheduler, {
+      activation: this.limits.maxActivationLogLinesPerSecond,
+    });
     const server = this;
     this.calls = new CallRunner({
       service: opts.service,

@@ -40,6 +40,7 @@ interface LogLine {
   level: number;
   msg: string;
   connectionId?: number;
+  suppressed?: number;
 }
 
 interface Host {
@@ -187,6 +188,7 @@ describe('limits: defaults', () => {
       maxUnsentBytes: 256 * 1024,
       maxRequestsPerConnection: 1_000_000,
       maxQueuedInput: 128 * 1024,
+      maxActivationLogLinesPerSecond: 100,
     });
     for (const v of Object.values(DEFAULT_LIMITS)) expect(Number.isSafeInteger(v) && v > 0).toBe(true);
     // Consistent with each other: a whole KMS PDU fits, the call cap holds a PDU, the lifetime outlasts
@@ -371,6 +373,22 @@ describe('limits: requests', () => {
       expect(logFor(h, 'request limit per connection reached', await id)).toBeDefined();
     }
     expect(h.rt.store.historyCount()).toBe(6);
+  });
+
+  it("maxActivationLogLinesPerSecond 2: 5 requests in one second of edge time log 2 lines; the next second's first line says 3 were left out; all 6 are in the history", async () => {
+    const h = await host({ maxActivationLogLinesPerSecond: 2 });
+    const c = await RawKmsClient.connect(h.addr, { nowMs: T0, seed: 'log-rate', ndr64: false, btfn: false });
+    sockets.push(c.conn);
+    const lines = () => h.logs.filter((l) => l.msg === 'activation request');
+    for (let i = 0; i < 5; i++) expect((await c.activate()).hresult).toBe(HResult.S_OK);
+    expect(lines().map((l) => l.suppressed)).toEqual([undefined, undefined]);
+    h.clock.advance(1000);
+    expect((await c.activate()).hresult).toBe(HResult.S_OK);
+    await waitFor(h, () => lines().length === 3);
+    expect(lines()[2]!.suppressed).toBe(3);
+    expect(h.rt.store.historyCount()).toBe(6);
+    // The count is on the log line only: the stored record and the observed event do not carry it.
+    expect(h.rt.store.history().some((r) => 'suppressed' in r)).toBe(false);
   });
 });
 

@@ -37,6 +37,7 @@ describe('kmslab serve flags → host options', () => {
       maxConnectionLifetime: '1m',
       maxUnsentBytes: 4096,
       maxRequestsPerConnection: 3,
+      maxActivationLogLines: 7,
       ndr64: false,
       btfn: false,
     });
@@ -63,6 +64,7 @@ describe('kmslab serve flags → host options', () => {
       maxConnectionLifetimeMs: MINUTE,
       maxUnsentBytes: 4096,
       maxRequestsPerConnection: 3,
+      maxActivationLogLinesPerSecond: 7,
     });
     expect(o.profile).toEqual({ ndr64: false, btfn: false });
   });
