@@ -90,14 +90,25 @@ export interface AssociationOptions {
  * cannot make it grow without bound), and an id older than those counts as never issued.
  */
 export class AssociationGroups {
-  private readonly issued = new Set<number>();
+  /** Issued id → its slot in `ring` (the newest record of it). */
+  private readonly issued = new Map<number, number>();
+  /** The last `limit` ids recorded, oldest at `next` once full: forgetting the oldest allocates nothing. */
+  private readonly ring: number[] = [];
+  private next = 0;
 
   constructor(readonly limit = 4096) {}
 
   record(id: number): void {
-    this.issued.delete(id);
-    this.issued.add(id);
-    if (this.issued.size > this.limit) this.issued.delete(this.issued.values().next().value!);
+    const slot = this.next;
+    if (this.ring.length < this.limit) this.ring.push(id);
+    else {
+      const old = this.ring[slot]!;
+      // Forgotten unless recorded again since (then its newer slot keeps it).
+      if (this.issued.get(old) === slot) this.issued.delete(old);
+      this.ring[slot] = id;
+    }
+    this.issued.set(id, slot);
+    this.next = (slot + 1) % this.limit;
   }
 
   has(id: number): boolean {
@@ -131,6 +142,10 @@ export class Association {
   private readonly framer: Framer;
   private readonly assembler: CallAssembler;
   private readonly ctx = new Map<number, NdrSyntax>();
+  /** Adds one accepted context (a Map.forEach callback: no iterator or entry arrays per bind). */
+  private readonly acceptContext = (syntax: NdrSyntax, id: number): void => {
+    this.ctx.set(id, syntax);
+  };
   private readonly outstanding = new Set<number>();
   private current: AssociationState = 'unbound';
   private assocGroupId = 0;
@@ -376,7 +391,7 @@ export class Association {
       results,
     });
     this.ctx.clear();
-    for (const [id, syntax] of accepted) this.ctx.set(id, syntax);
+    accepted.forEach(this.acceptContext);
     this.current = 'bound';
     this.send(out, ack);
   }
@@ -403,7 +418,7 @@ export class Association {
     // Spec a.10: an element with the same p_cont_id replaces the old context, so a rejected one
     // removes it.
     for (const c of pdu.contexts) this.ctx.delete(c.contextId);
-    for (const [id, syntax] of accepted) this.ctx.set(id, syntax);
+    accepted.forEach(this.acceptContext);
     // Spec a.4: alter_context_resp has flags 0x03 and an empty secondary address; spec a.7: the
     // fragment size stays the one negotiated at bind.
     // vlmcsd: its 2 pad bytes are left over from the previous port string (e.g. "17").

@@ -13,7 +13,8 @@ export interface FramerOptions {
   /**
    * Extra check run once per PDU on its 16 header bytes, before waiting for the body (e.g. refuse a
    * connectionless PTYPE at once instead of waiting for 47729 bytes of garbage). Throw a ProtocolError
-   * to refuse.
+   * to refuse. `header` starts with the header and may run on past it (the chunk it arrived in, not a
+   * copy): read only its first 16 bytes.
    */
   checkHeader?: (header: Uint8Array) => void;
 }
@@ -56,6 +57,19 @@ export class Framer {
 
   push(chunk: Uint8Array): Uint8Array[] {
     if (this.failure) throw this.failure;
+    // Nothing pending and the chunk is exactly one PDU (a client waiting for each answer, the usual
+    // case): the chunk itself, with no bookkeeping. Anything else takes the general path.
+    if (this.total === 0 && chunk.length >= HEADER_LENGTH) {
+      let need: number;
+      try {
+        need = this.validate(chunk);
+      } catch (e) {
+        if (e instanceof ProtocolError) this.failure = e;
+        throw e;
+      }
+      if (chunk.length === need) return [chunk];
+      this.need = need;
+    }
     const out: Uint8Array[] = [];
     if (chunk.length === 0) return out;
     this.chunks.push(chunk);
@@ -104,22 +118,29 @@ export class Framer {
     return frag;
   }
 
-  /** The first n pending bytes (n ≤ total), without consuming them. */
+  /**
+   * At least the first n pending bytes (n ≤ total), without consuming them: the first chunk itself
+   * when it holds them (the header check reads only its first 16 bytes; no view object per PDU).
+   */
   private peek(n: number): Uint8Array {
     const first = this.chunks[0]!;
-    if (first.length >= n) return first.subarray(0, n);
+    if (first.length >= n) return first;
     return this.gather(n, false);
   }
 
   /** Consumes and returns the first n pending bytes (n ≤ total). */
   private take(n: number): Uint8Array {
     const first = this.chunks[0]!;
-    if (first.length >= n) {
-      const pdu = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
+    if (first.length === n) {
+      // A chunk that is exactly one PDU (the usual case) is handed on as it is.
+      this.chunks.shift();
       this.total -= n;
-      return pdu;
+      return first;
+    }
+    if (first.length > n) {
+      this.chunks[0] = first.subarray(n);
+      this.total -= n;
+      return first.subarray(0, n);
     }
     return this.gather(n, true);
   }
@@ -158,6 +179,9 @@ interface PendingCall {
   size: number;
 }
 
+/** An assembler's calls until its first fragmented call: KMS requests fit one fragment, so usually for good. */
+const NO_CALLS: ReadonlyMap<number, PendingCall> = new Map();
+
 /**
  * Reassembles fragmented requests (spec a.10): fragments with the same call_id from PFC_FIRST_FRAG to
  * PFC_LAST_FRAG, stubs concatenated. The first fragment's context id and opnum apply to the call.
@@ -168,7 +192,8 @@ interface PendingCall {
 export class CallAssembler {
   private readonly maxCallSize: number;
   private readonly maxPendingCalls: number;
-  private readonly calls = new Map<number, PendingCall>();
+  /** NO_CALLS (never written) until a call is reassembled: no Map per connection that never needs one. */
+  private calls = NO_CALLS as Map<number, PendingCall>;
   private buffered = 0;
 
   constructor(opts: CallAssemblerOptions) {
@@ -214,6 +239,7 @@ export class CallAssembler {
           },
         );
       }
+      if (this.calls === NO_CALLS) this.calls = new Map();
       this.calls.set(req.callId, { first: req, parts: [req.stub], size: req.stub.length });
       this.buffered += req.stub.length;
       return null;

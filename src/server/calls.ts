@@ -86,7 +86,7 @@ export class CallRunner implements CallHandler {
   bind(conn: Connection): BindFault | null {
     const ctx = this.ctx;
     ctx.stats.binds += 1;
-    ctx.emit({ kind: 'bind', connectionId: conn.id });
+    if (ctx.observed) ctx.emit({ kind: 'bind', connectionId: conn.id });
     return ctx.hooks.faults?.bind({ peer: conn.peer, connectionId: conn.id }) ?? null;
   }
 

@@ -186,6 +186,8 @@ export class KmsServer {
   readonly turn: Turn;
   /** The RPC host profile of every association (NDR64 and BTFN unless the options say otherwise). */
   private readonly profile: { ndr64: boolean; btfn: boolean };
+  /** Association makers by the secondary address their bind_ack states (see associationFactory). */
+  private readonly factories = new Map<string, () => Association>();
   /** A fresh non-zero association group id (spec a.8), one function for every association. */
   private readonly newAssocGroupId = (): number => (this.opts.random.uint32() | 1) >>> 0;
 
@@ -208,7 +210,7 @@ export class KmsServer {
       },
       stats: this.stats,
       get observed() {
-        return server.observers.size > 0;
+        return server.observed;
       },
       emit: (o) => this.emit(o),
     });
@@ -218,6 +220,11 @@ export class KmsServer {
   observe(fn: (o: ServerObservation) => void): () => void {
     this.observers.add(fn);
     return () => this.observers.delete(fn);
+  }
+
+  /** Whether anyone observes: observations are built only then (no object per event otherwise). */
+  get observed(): boolean {
+    return this.observers.size > 0;
   }
 
   private emit(o: ServerObservation): void {
@@ -268,16 +275,7 @@ export class KmsServer {
     }
     const id = this.nextConnectionId++;
     const secondaryAddress = this.opts.secondaryAddress ?? listenPort ?? String(socket.localPort ?? 1688);
-    const newAssociation = () =>
-      new Association({
-        profile: this.profile,
-        secondaryAddress,
-        maxPduSize: this.limits.maxPduSize,
-        maxCallSize: this.limits.maxCallSize,
-        newAssocGroupId: this.newAssocGroupId,
-        groups: this.assocGroups,
-        negotiations: this.negotiations,
-      });
+    const newAssociation = this.associationFactory(secondaryAddress);
     const now = this.scheduler.now();
     const conn = new Connection({ id, peer, now, limits: this.limits, newAssociation, handler: this.calls });
     const d = new SocketDriver(this, socket, conn);
@@ -285,11 +283,33 @@ export class KmsServer {
     this.callless.add(d);
     this.stats.accepted += 1;
     this.stats.open = this.drivers.size;
-    this.emit({ kind: 'connection-open', connectionId: id, peer });
+    if (this.observed) this.emit({ kind: 'connection-open', connectionId: id, peer });
     socket.on('data', d.onData);
     socket.on('error', (e) => this.logger.debug({ err: e, peer, connectionId: id }, 'socket error'));
     socket.on('close', d.onClose);
     d.apply([]);
+  }
+
+  /**
+   * The association maker for connections whose bind_ack states `secondaryAddress` (one per listening
+   * port, made once: no closure per connection).
+   */
+  private associationFactory(secondaryAddress: string): () => Association {
+    let make = this.factories.get(secondaryAddress);
+    if (make === undefined) {
+      make = () =>
+        new Association({
+          profile: this.profile,
+          secondaryAddress,
+          maxPduSize: this.limits.maxPduSize,
+          maxCallSize: this.limits.maxCallSize,
+          newAssocGroupId: this.newAssocGroupId,
+          groups: this.assocGroups,
+          negotiations: this.negotiations,
+        });
+      this.factories.set(secondaryAddress, make);
+    }
+    return make;
   }
 
   /**
@@ -321,7 +341,7 @@ export class KmsServer {
     if (reason === 'limit')
       this.edgeLog.line('refused', 'warn', fields, 'connection refused: connection limit reached');
     else this.edgeLog.line('refused-fault', 'info', fields, 'connection refused by an injected fault');
-    this.emit({ kind: 'connection-rejected', peer, reason });
+    if (this.observed) this.emit({ kind: 'connection-rejected', peer, reason });
     socket.destroy();
   }
 
@@ -330,7 +350,7 @@ export class KmsServer {
     const c = d.conn;
     if (a.reason === 'protocol' && a.code !== undefined) {
       this.stats.closedByError += 1;
-      this.emit({ kind: 'protocol-error', connectionId: c.id, code: a.code });
+      if (this.observed) this.emit({ kind: 'protocol-error', connectionId: c.id, code: a.code });
     }
     const line = CLOSE_LOG[a.reason];
     if (line === null) return;
@@ -353,6 +373,7 @@ export class KmsServer {
     this.callless.delete(d);
     this.stats.open = this.drivers.size;
     const c = d.conn;
+    if (!this.observed) return;
     this.emit({
       kind: 'connection-close',
       connectionId: c.id,
