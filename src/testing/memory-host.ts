@@ -1,12 +1,12 @@
 /**
  * `createMemoryHost`: the real `KmsService` (src/host/service.ts) with no socket in front of it. A
  * request goes in as values, is encoded with the client's own encoder, wrapped in its NDR stub, handled
- * by the service (decryption, policy, count pool, store commit, event) and its answer is unwrapped and
- * verified with the client's own verifier, all synchronously. No RPC bind, no TCP, no timers: a
+ * by the service (decryption, policy, count pool, store commit, event) and its answer stub is checked
+ * and verified by the client's own `ClientExchange` (the exact stub length included), all synchronously. No RPC bind, no TCP, no timers: a
  * property test can send thousands of requests per second and move the manual clock between them.
  *
- * This module is a thin adapter over the public functions (`KmsService.handleCall`, `encodeRequest`,
- * `verifyResponse`, `resolveProduct`) so that it follows them when they change.
+ * This module is a thin adapter over the public pieces (`KmsService.handleCall`, `ClientExchange`,
+ * `resolveProduct`) so that it follows them when they change.
  */
 import { type Catalog, defaultCatalog } from '../catalog/products.js';
 import { resolveProduct } from '../client/client.js';
@@ -16,10 +16,10 @@ import type { IdentityOptions } from '../host/identity.js';
 import type { HostPolicy } from '../host/policy.js';
 import { SeededRandom } from '../host/random.js';
 import { type CallOutcome, KmsService } from '../host/service.js';
-import { encodeRequest, verifyResponse } from '../kms/envelope.js';
+import { ClientExchange, prepareRequest } from '../kms/exchange.js';
 import { HResult } from '../kms/hresult.js';
 import type { KmsRequestBody, KmsVersion, NdrSyntax } from '../kms/messages.js';
-import { unwrapResponseStub, wrapRequestStub } from '../kms/stub.js';
+import { wrapRequestStub } from '../kms/stub.js';
 import { MemoryStore } from '../store/memory.js';
 import { fileTimeFromMs } from '../wire/filetime.js';
 import { type Guid, NIL_GUID, parseGuid } from '../wire/guid.js';
@@ -144,7 +144,8 @@ export function createMemoryHost(opts: MemoryHostOptions = {}): MemoryHost {
     ...(opts.identity ? { identity: opts.identity } : {}),
   });
   const ivs = random.fork('memory-host/request-iv');
-  const ivBytes = (n: number): Uint8Array => ivs.bytes(n);
+  /** The client side: one exchange, reused (requests are synchronous). */
+  const client = new ClientExchange();
   const defaultNdr = opts.ndr ?? 'ndr32';
   const conn = { peer: 'memory', connectionId: 1 };
   let log: ActivationEvent[] = [];
@@ -184,7 +185,7 @@ export function createMemoryHost(opts: MemoryHostOptions = {}): MemoryHost {
       previousCmid: req.previousCmid !== undefined ? parseGuid(req.previousCmid) : NIL_GUID,
       workstation: req.workstation ?? 'MEMORY-HOST',
     };
-    const { message, context } = encodeRequest(body, { random: ivBytes });
+    const message = client.encode(prepareRequest(body), body.clientTime, ivs);
     const outcome = exchange(wrapRequestStub(message, defaultNdr));
     if (outcome.kind === 'fault' || outcome.event === null) {
       throw new MemoryExchangeError(
@@ -194,18 +195,25 @@ export function createMemoryHost(opts: MemoryHostOptions = {}): MemoryHost {
       );
     }
     const event = outcome.event;
-    const { hresult, message: answer } = unwrapResponseStub(outcome.stub, defaultNdr);
     const requiredCount = product.requiredCount;
-    if (answer === null || hresult !== 0) {
-      return { hresult, activated: false, count: null, requiredCount, epid: null, hwid: null, event };
-    }
-    let v: ReturnType<typeof verifyResponse>;
+    let v: ReturnType<ClientExchange['verifyStub']>;
     try {
-      v = verifyResponse(answer, context);
+      v = client.verifyStub(outcome.stub, defaultNdr);
     } catch (e) {
       throw new MemoryExchangeError(`the answer failed verification: ${(e as Error).message}`);
     }
-    const count = v.body.currentCount;
+    if (!v.answered) {
+      return {
+        hresult: v.hresult,
+        activated: false,
+        count: null,
+        requiredCount,
+        epid: null,
+        hwid: null,
+        event,
+      };
+    }
+    const count = v.currentCount;
     // The client decides (spec f.4), as the client emulator does.
     const activated = count >= requiredCount;
     // One object literal of a fixed shape (a spread of a shared base here cost ~10% of a fast request).
@@ -214,8 +222,8 @@ export function createMemoryHost(opts: MemoryHostOptions = {}): MemoryHost {
       activated,
       count,
       requiredCount,
-      epid: v.body.epid,
-      hwid: v.hwid ? Buffer.from(v.hwid).toString('hex').toUpperCase() : null,
+      epid: v.epid(),
+      hwid: hwidHex(v.hwid()),
       event,
     };
   };
@@ -253,4 +261,8 @@ export function createMemoryHost(opts: MemoryHostOptions = {}): MemoryHost {
       log = [];
     },
   };
+}
+
+function hwidHex(hwid: Uint8Array | null): string | null {
+  return hwid === null ? null : Buffer.from(hwid).toString('hex').toUpperCase();
 }

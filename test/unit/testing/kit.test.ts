@@ -109,6 +109,21 @@ describe('createMemoryHost', () => {
     expect(host.setTime(T0)).toBe(T0);
     expect(host.count()).toBe(1);
   });
+
+  it("checks the answer's stub as the client does: one byte too many is an error, not an answer", () => {
+    const host = createMemoryHost();
+    const handleCall = host.service.handleCall.bind(host.service);
+    let extra = 0;
+    host.service.handleCall = (...args: Parameters<typeof handleCall>) => {
+      const o = handleCall(...args);
+      if (o.kind === 'response' && extra > 0)
+        o.stub = Uint8Array.from([...o.stub, ...new Array(extra).fill(0)]);
+      return o;
+    };
+    expect(host.request({ cmid: cmidOf(1) }).count).toBe(1);
+    extra = 1;
+    expect(() => host.request({ cmid: cmidOf(2) })).toThrow(/response stub of \d+ bytes/);
+  });
 });
 
 describe('arbitraries.kmsRequest / mutatedKmsRequest', () => {
