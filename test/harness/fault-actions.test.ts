@@ -25,9 +25,16 @@ function settled<T>(promise: Promise<T>): { promise: Promise<T>; done: boolean }
   return s;
 }
 
-/** Lets the event loop run a few turns (I/O included), without waiting on the wall clock. */
-async function turns(n = 20): Promise<void> {
-  for (let i = 0; i < n; i++) await new Promise<void>((r) => setImmediate(r));
+/**
+ * PDUs of `ptype` the host has written so far (its transcript, `record: true`). The host records a PDU
+ * as it writes it, synchronously, so "not written yet" is checked on the host's side at once, without
+ * waiting for bytes that should not come.
+ */
+function written(host: LabHost, ptype: string): number {
+  return host
+    .transcript()!
+    .map((l) => JSON.parse(l) as { dir: string; ptype?: string })
+    .filter((r) => r.dir === 's2c' && r.ptype === ptype).length;
 }
 
 const rule = (name: string, action: FaultRule['action'], match?: FaultRule['match']): FaultRule =>
@@ -144,14 +151,14 @@ describe('fault actions', () => {
   it('delay-response: the answer comes exactly `ms` later (edge clock), intact', async () => {
     const edge = new ManualClock(T0);
     const faults = [rule('slow', { type: 'delay-response', ms: 150 })];
-    await withHost({ faults, runtime: { edgeClock: edge } }, async (h) => {
+    await withHost({ faults, runtime: { edgeClock: edge }, record: true }, async (h) => {
       const answer = settled(one(h));
       // The call is decided and committed, its answer held: nothing goes out before 150 ms have passed.
       await h.events.first('activation');
       edge.advance(149);
-      await turns();
-      expect(answer.done).toBe(false);
+      expect(written(h, 'response')).toBe(0);
       edge.advance(1);
+      expect(written(h, 'response')).toBe(1);
       const r = await answer.promise;
       expect(r).toMatchObject({ count: 1, hresult: 0xc004f038 });
       expect(r.error).toBeUndefined();
@@ -182,14 +189,15 @@ describe('fault actions', () => {
   it('delay-bind: the bind_ack comes exactly `ms` later (edge clock); the call then goes through', async () => {
     const edge = new ManualClock(T0);
     const faults = [rule('slow-bind', { type: 'delay-bind', ms: 150 })];
-    await withHost({ faults, runtime: { edgeClock: edge } }, async (h) => {
+    await withHost({ faults, runtime: { edgeClock: edge }, record: true }, async (h) => {
       const answer = settled(one(h));
       await h.events.first('fault');
       edge.advance(149);
-      await turns();
+      expect(written(h, 'bind_ack')).toBe(0);
       expect(answer.done).toBe(false);
       expect(h.events.all('activation')).toEqual([]);
       edge.advance(1);
+      expect(written(h, 'bind_ack')).toBe(1);
       const r = await answer.promise;
       expect(r.count).toBe(1);
       expect(markers(h)).toEqual({ faults: ['bind:delay-bind:slow-bind'], activations: [null] });
@@ -260,16 +268,17 @@ describe('fault actions', () => {
     ];
     // The delay runs on a manual edge clock: the test moves it once the delayed call is decided.
     const edge = new ManualClock(T0);
-    await withHost({ faults, runtime: { edgeClock: edge } }, async (h) => {
+    await withHost({ faults, runtime: { edgeClock: edge }, record: true }, async (h) => {
       const results = [];
       for (let i = 0; i < 3; i++) {
         const since = h.events.size;
         const answer = settled(one(h, { product: OFFICE_2019 }));
         if (i === 1) {
           await h.events.first('activation', () => true, since);
-          await turns();
-          expect(answer.done).toBe(false); // held by office-slow until the edge clock moves
+          // Held by office-slow until the edge clock moves: the first request's answer only.
+          expect(written(h, 'response')).toBe(1);
           edge.advance(50);
+          expect(written(h, 'response')).toBe(2);
         }
         results.push(await answer.promise);
       }
