@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HResult } from '../../src/kms/hresult.js';
 import { RawKmsClient } from '../helpers/raw-client.js';
-import { type StartedHost, startServeProcess } from '../helpers/serve-process.js';
+import { type Finished, runProcess, type StartedHost, startServeProcess } from '../helpers/serve-process.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const BIN = path.join(ROOT, 'dist/cli/bin.js');
@@ -221,14 +221,8 @@ describe('kmslab serve: all or nothing', () => {
 });
 
 /** Runs the binary asynchronously (the test process may hold a port meanwhile). */
-function runAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const p = spawn(process.execPath, [BIN, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(p);
-  let stdout = '';
-  let stderr = '';
-  p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((resolve) => p.once('close', (code) => resolve({ code, stdout, stderr })));
+function runAsync(args: string[]): Promise<Finished> {
+  return runProcess(process.execPath, [BIN, ...args], { cwd: dir, track: (p) => children.push(p) });
 }
 
 type Started = StartedHost;

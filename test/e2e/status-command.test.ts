@@ -4,7 +4,7 @@
  * LicenseStatus values and one the host refuses; `kmslab status` prints them as `slmgr /dlv` does, and
  * after a restart on the same file it prints the same counters (docs/host.md section 9).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HResult } from '../../src/kms/hresult.js';
 import { RawKmsClient } from '../helpers/raw-client.js';
-import { startServeProcess } from '../helpers/serve-process.js';
+import { type Finished, runProcess, startServeProcess } from '../helpers/serve-process.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const BIN = path.join(ROOT, 'dist/cli/bin.js');
@@ -48,17 +48,8 @@ async function startHost(args: string[]): Promise<Host> {
 }
 
 /** Runs `kmslab status …` to its end. */
-function status(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const p = spawn(process.execPath, [BIN, 'status', ...args], {
-    cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(p);
-  let stdout = '';
-  let stderr = '';
-  p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((resolve) => p.once('close', (code) => resolve({ code, stdout, stderr })));
+function status(args: string[]): Promise<Finished> {
+  return runProcess(process.execPath, [BIN, 'status', ...args], { cwd: dir, track: (p) => children.push(p) });
 }
 
 const CUMULATIVE = [

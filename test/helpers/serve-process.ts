@@ -15,6 +15,30 @@ export interface StartedHost {
   exited: Promise<string>;
 }
 
+export interface Finished {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `command args` in `cwd` to its end, asynchronously (the test process may hold a port
+ * meanwhile); `track` receives the process (for cleanup).
+ */
+export function runProcess(
+  command: string,
+  args: string[],
+  opts: { cwd: string; track: (p: ChildProcess) => void },
+): Promise<Finished> {
+  const p = spawn(command, args, { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  opts.track(p);
+  let stdout = '';
+  let stderr = '';
+  p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve) => p.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
 /** Spawns `command [...prefix, ...args]` in `cwd`; `track` receives the process (for cleanup). */
 export async function startServeProcess(
   args: string[],
