@@ -14,11 +14,9 @@
  * kmslab runs from `dist/` (`npm run build` first), memory store, warn-level log. Loopback only.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import inspector from 'node:inspector';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { num, parseArgs } from './common.js';
+import { freePort, kmsloadArgs, num, parseArgs, sampleAllocations } from './common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const VECTOR = path.join(ROOT, 'fixtures/vectors/vlmcsd/v6-win10.json');
@@ -29,23 +27,6 @@ const top = num(flags['top'], 25);
 const tools = path.resolve(
   typeof flags['tools'] === 'string' ? flags['tools'] : path.join(ROOT, '../shared/tools'),
 );
-
-interface SampleNode {
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  selfSize: number;
-  children: SampleNode[];
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts the host in this process; resolves with its port. */
 async function startHost(host: 'kmslab' | 'noop'): Promise<number> {
@@ -72,22 +53,7 @@ async function startHost(host: 'kmslab' | 'noop'): Promise<number> {
 
 /** One kmsload run; resolves with the operations it completed. */
 function load(port: number, secs: number): Promise<number> {
-  const args = [
-    path.join(tools, 'kmsload.mjs'),
-    '--vector',
-    VECTOR,
-    '--port',
-    String(port),
-    '--seconds',
-    String(secs),
-    '--count',
-    '1000000',
-    '--close',
-    'rst',
-    '--loose-length',
-    '--json',
-    ...(phase === 'keep' ? ['--concurrency', '8', '--keepalive'] : ['--concurrency', '64']),
-  ];
+  const args = kmsloadArgs(tools, VECTOR, port, secs, phase);
   return new Promise((resolve, reject) => {
     const c = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
@@ -108,29 +74,10 @@ function load(port: number, secs: number): Promise<number> {
 async function measure(host: 'kmslab' | 'noop'): Promise<void> {
   const port = await startHost(host);
   await load(port, 1); // warm-up: compiled code, steady heap
-  const session = new inspector.Session();
-  session.connect();
-  const post = <T>(method: string, params: object = {}): Promise<T> =>
-    new Promise((res, rej) => session.post(method, params, (e, r) => (e ? rej(e) : res(r as T))));
-  await post('HeapProfiler.enable');
-  await post('HeapProfiler.startSampling', {
-    samplingInterval: 512,
-    includeObjectsCollectedByMajorGC: true,
-    includeObjectsCollectedByMinorGC: true,
+  let ops = 0;
+  const { total, byFunction } = await sampleAllocations(async () => {
+    ops = await load(port, seconds);
   });
-  const ops = await load(port, seconds);
-  const { profile } = await post<{ profile: { head: SampleNode } }>('HeapProfiler.stopSampling');
-  const byFunction = new Map<string, number>();
-  let total = 0;
-  const walk = (n: SampleNode): void => {
-    const f = n.callFrame;
-    const where = f.url.replace(/.*\/(dist|node_modules)\//, '$1/').replace(/^file:\/\/.*\//, '');
-    const key = `${f.functionName || '(anonymous)'} ${where}${where ? `:${f.lineNumber + 1}` : ''}`;
-    total += n.selfSize;
-    byFunction.set(key, (byFunction.get(key) ?? 0) + n.selfSize);
-    for (const c of n.children) walk(c);
-  };
-  walk(profile.head);
   const perOp = (b: number) => Math.round(b / ops);
   const topList = [...byFunction]
     .sort((a, b) => b[1] - a[1])

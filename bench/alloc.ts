@@ -5,7 +5,6 @@
  * 256 distinct CMIDs cycling through the 50-entry pool (so evictions run too), with V8's sampling heap
  * profiler counting objects that were already collected as well, and prints bytes per call by function.
  */
-import inspector from 'node:inspector';
 import { defaultCatalog } from '../src/catalog/products.js';
 import { ManualClock } from '../src/host/clock.js';
 import { randomGuid, SeededRandom } from '../src/host/random.js';
@@ -14,7 +13,7 @@ import { encodeRequest } from '../src/kms/envelope.js';
 import { wrapRequestStub } from '../src/kms/stub.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { fileTimeFromMs } from '../src/wire/filetime.js';
-import { benchRequestBody } from './common.js';
+import { benchRequestBody, sampleAllocations } from './common.js';
 
 const catalog = defaultCatalog();
 const sku = catalog.findSku('Windows 10/11 Enterprise');
@@ -47,34 +46,7 @@ const run = (n: number) => {
 const N = Number(process.argv[process.argv.indexOf('--calls') + 1] ?? 0) || 50_000;
 const TOP = Number(process.argv[process.argv.indexOf('--top') + 1] ?? 0) || 30;
 run(20000);
-interface SampleNode {
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  selfSize: number;
-  children: SampleNode[];
-}
-const session = new inspector.Session();
-session.connect();
-const post = <T>(method: string, params: object = {}): Promise<T> =>
-  new Promise((res, rej) => session.post(method, params, (e, r) => (e ? rej(e) : res(r as T))));
-await post('HeapProfiler.enable');
-await post('HeapProfiler.startSampling', {
-  samplingInterval: 256,
-  includeObjectsCollectedByMajorGC: true,
-  includeObjectsCollectedByMinorGC: true,
-});
-run(N);
-const { profile } = await post<{ profile: { head: SampleNode } }>('HeapProfiler.stopSampling');
-const agg = new Map<string, number>();
-let total = 0;
-const walk = (n: SampleNode): void => {
-  const f = n.callFrame;
-  const where = f.url.replace(/.*\/(src|node_modules)\//, '$1/');
-  const k = `${f.functionName || '(anonymous)'} ${where}`;
-  total += n.selfSize;
-  agg.set(k, (agg.get(k) ?? 0) + n.selfSize);
-  for (const c of n.children) walk(c);
-};
-walk(profile.head);
+const { total, byFunction: agg } = await sampleAllocations(() => run(N), 256);
 console.log(`${Math.round(total / N)} bytes of JS heap allocated per V6 handleCall (sampled, ${N} calls)`);
 for (const [k, v] of [...agg].sort((a, b) => b[1] - a[1]).slice(0, TOP))
   console.log(String(Math.round(v / N)).padStart(6), 'B', k);

@@ -1,5 +1,8 @@
 /** Shared bench plumbing: timed loops (wall and CPU), a machine description, the table printer. */
+import inspector from 'node:inspector';
+import net from 'node:net';
 import os from 'node:os';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Sku } from '../src/catalog/products.js';
 import type { KmsRequestBody, KmsVersion } from '../src/kms/messages.js';
@@ -159,4 +162,89 @@ export function benchRequestBody(
     previousCmid: NIL_GUID,
     workstation,
   };
+}
+
+/** A loopback port the kernel considers free right now (the host binds it a moment later). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+interface SampleNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: SampleNode[];
+}
+
+/**
+ * JS heap allocated in this process while `work` runs, by V8's sampling heap profiler counting the
+ * objects the young and old collections already freed too: the total and the bytes by function
+ * (`name file:line`, paths from src/, dist/ or node_modules/).
+ */
+export async function sampleAllocations(
+  work: () => Promise<void> | void,
+  samplingInterval = 512,
+): Promise<{ total: number; byFunction: Map<string, number> }> {
+  const session = new inspector.Session();
+  session.connect();
+  const post = <T>(method: string, params: object = {}): Promise<T> =>
+    new Promise((res, rej) => session.post(method, params, (e, r) => (e ? rej(e) : res(r as T))));
+  await post('HeapProfiler.enable');
+  await post('HeapProfiler.startSampling', {
+    samplingInterval,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  await work();
+  const { profile } = await post<{ profile: { head: SampleNode } }>('HeapProfiler.stopSampling');
+  session.disconnect();
+  const byFunction = new Map<string, number>();
+  let total = 0;
+  const walk = (n: SampleNode): void => {
+    const f = n.callFrame;
+    const where = f.url.replace(/.*\/(src|dist|node_modules)\//, '$1/').replace(/^file:\/\/.*\//, '');
+    // A line number where it means one: tsx's on-the-fly transform of a .ts file puts it all on line 1.
+    const line = where && !where.endsWith('.ts') ? `:${f.lineNumber + 1}` : '';
+    const key = `${f.functionName || '(anonymous)'} ${where}${line}`;
+    total += n.selfSize;
+    byFunction.set(key, (byFunction.get(key) ?? 0) + n.selfSize);
+    for (const c of n.children) walk(c);
+  };
+  walk(profile.head);
+  return { total, byFunction };
+}
+
+/**
+ * The kmsload arguments of issue 12's two loads against a loopback port: `conv` is c=64 new
+ * connections, `keep` c=8 keep-alive; the V6 vector given, `--close rst`, JSON out.
+ */
+export function kmsloadArgs(
+  tools: string,
+  vector: string,
+  port: number,
+  seconds: number,
+  phase: 'conv' | 'keep',
+): string[] {
+  return [
+    path.join(tools, 'kmsload.mjs'),
+    '--vector',
+    vector,
+    '--port',
+    String(port),
+    '--seconds',
+    String(seconds),
+    '--count',
+    '1000000',
+    '--close',
+    'rst',
+    '--loose-length',
+    '--json',
+    ...(phase === 'conv' ? ['--concurrency', '64'] : ['--concurrency', '8', '--keepalive']),
+  ];
 }

@@ -32,7 +32,16 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BenchRow, type BenchSection, isMain, num, parseArgs, runStandalone } from './common.js';
+import {
+  type BenchRow,
+  type BenchSection,
+  freePort,
+  isMain,
+  kmsloadArgs,
+  num,
+  parseArgs,
+  runStandalone,
+} from './common.js';
 import { measurePath, type PathCosts } from './profile-path.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -72,11 +81,6 @@ interface PhaseResult {
   /** The machine's softirq time per op (/proc/stat): loopback TCP's kernel work outside both processes. */
   softirqUsPerOp: number;
 }
-
-const PHASES: Record<PhaseName, string[]> = {
-  conv: ['--concurrency', '64'],
-  keep: ['--concurrency', '8', '--keepalive'],
-};
 
 /** utime + stime + cutime + cstime of `pid`, in ticks (what cpucost.sh reads). */
 function cpuTicks(pid: number): number {
@@ -122,18 +126,6 @@ function rssKb(pid: number): number {
   } catch {
     return 0;
   }
-}
-
-/** A loopback port the kernel considers free right now (the host binds it a moment later). */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitListening(port: number, child: ChildProcess): Promise<void> {
@@ -195,22 +187,7 @@ async function load(
   }, 100);
   const a = cpuTicks(pid);
   const irqA = softirqTicks();
-  const args = [
-    path.join(opts.tools, 'kmsload.mjs'),
-    '--vector',
-    VECTOR,
-    '--port',
-    String(host.port),
-    '--seconds',
-    String(opts.seconds),
-    '--count',
-    '1000000',
-    '--close',
-    'rst',
-    '--loose-length',
-    '--json',
-    ...PHASES[phase],
-  ];
+  const args = kmsloadArgs(opts.tools, VECTOR, host.port, opts.seconds, phase);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
   let loadTicks = 0;
   let out = '';
