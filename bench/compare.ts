@@ -17,11 +17,13 @@
  * the ratio within a round), so "did this change regress?" is answered side by side in one run instead
  * of against a figure from another day.
  *
- * Before and after the rounds it times kmslab's own work in-process (bench/profile-path.ts: no sockets, memory store)
- * and prints the lowest CPU ratio each target could reach if kmslab cost nothing but that work on top of
- * the no-op host's socket floor: (no-op CPU + in-process µs) ÷ no-op CPU, also for the V6 envelope alone
- * (request decryption, response encryption, SHA-256 and HMAC: work no V6 host can skip).
- * A target below that floor cannot be met without making the protocol work itself cheaper.
+ * Before and after the rounds it times kmslab's own work in-process (bench/profile-path.ts: no sockets;
+ * memory store, and a keep-alive request on SQLite in a group commit of 8) and prints, beside the targets,
+ * bounds computed from the same rounds (see `floors`): the lowest CPU ratio each target could reach if
+ * kmslab cost nothing but that work on top of the no-op host's socket floor, also for the V6 envelope
+ * alone (work no V6 host can skip); and the highest rate ratio the two cores allow, from the server's
+ * floor plus the load tool's CPU and the machine's softirq time per op, both read in every round. A
+ * target beyond its bound cannot be met without making the protocol work itself cheaper.
  *
  * The shared tools are found in `--tools DIR` (default `../shared/tools` beside the project). Hosts listen
  * on loopback ports the kernel picked; all hosts started here are stopped by their PID at the end.
