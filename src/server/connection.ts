@@ -88,6 +88,14 @@ export interface ConnectionOptions {
   handler: CallHandler;
 }
 
+/**
+ * Empties an array that is reused every step, keeping its backing store: `length = 0` drops it, and the
+ * next push allocates a new one (~150 B, several times per conversation).
+ */
+export function empty(a: unknown[]): void {
+  while (a.length > 0) a.pop();
+}
+
 const PAUSE: ConnectionAction = { type: 'pause' };
 const RESUME: ConnectionAction = { type: 'resume' };
 const COMMIT: ConnectionAction = { type: 'commit' };
@@ -245,7 +253,7 @@ export class Connection {
   // -------------------------------------------------------------------------------------------------
 
   private begin(unsent: number): void {
-    this.out.length = 0;
+    empty(this.out);
     this.unsent = unsent;
   }
 
@@ -320,7 +328,7 @@ export class Connection {
   private endBatch(): void {
     this.actions = NO_ACTIONS;
     this.at = 0;
-    this.staged.length = 0;
+    empty(this.staged);
   }
 
   private call(call: RpcCall, i: number, now: number): void {

@@ -6,6 +6,7 @@
  */
 import type net from 'node:net';
 import type { CallRunner } from './calls.js';
+import { empty } from './connection.js';
 
 /** A connection waiting for the commit group (the driver's SocketDriver). */
 interface Committer {
@@ -15,11 +16,14 @@ interface Committer {
 export class Turn {
   /** Connections whose calls wait for this turn's commit group. */
   private waiting: Committer[] = [];
+  /** The other of the two `waiting` arrays, swapped every turn (no new array per turn). */
+  private spareWaiting: Committer[] = [];
   private scheduled = false;
   /** Whether the pending flush already let the loop poll once more (see flush). */
   private gathered = false;
   /** Sockets corked at their first write of this turn (outside flush), uncorked when it ends. */
   private corked: net.Socket[] = [];
+  private spareCorked: net.Socket[] = [];
   /** Set while flush writes answers: those go out at once. */
   private flushing = false;
 
@@ -48,8 +52,10 @@ export class Turn {
   private readonly flush = (): void => {
     const corked = this.corked;
     if (corked.length > 0) {
-      this.corked = [];
+      this.corked = this.spareCorked;
       for (const s of corked) s.uncork();
+      empty(corked);
+      this.spareCorked = corked;
     }
     // Before committing, let the event loop poll once more (without blocking: an immediate is pending):
     // requests already on their way join this group. One SQLite transaction then serves about twice as
@@ -63,13 +69,16 @@ export class Turn {
     this.gathered = false;
     this.scheduled = false;
     this.calls.commit();
+    // Connections answered now may stage calls again: those wait in the other array, for the next turn.
     const queue = this.waiting;
-    this.waiting = [];
+    this.waiting = this.spareWaiting;
     this.flushing = true;
     try {
       for (const c of queue) c.committed();
     } finally {
       this.flushing = false;
+      empty(queue);
+      this.spareWaiting = queue;
     }
   };
 
