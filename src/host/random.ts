@@ -5,6 +5,11 @@
  */
 export interface Random {
   bytes(n: number): Uint8Array;
+  /**
+   * Fills `out` with the bytes `bytes(out.length)` would have returned, and returns it. Optional (an
+   * implementation without it still works): it lets the host reuse one buffer per request.
+   */
+  fill?(out: Uint8Array): Uint8Array;
   uint32(): number;
   /** Integer in [0, n). */
   below(n: number): number;
@@ -63,7 +68,11 @@ export class SeededRandom implements Random {
   }
 
   bytes(n: number): Uint8Array {
-    const out = new Uint8Array(n);
+    return this.fill(new Uint8Array(n));
+  }
+
+  fill(out: Uint8Array): Uint8Array {
+    const n = out.length;
     for (let i = 0; i < n; i += 4) {
       const v = this.uint32();
       out[i] = v & 0xff;

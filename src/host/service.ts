@@ -176,8 +176,13 @@ export class KmsService {
   /** Where the ePIDs and HwId came from: the store (kept from an earlier run) or the seed (new). */
   readonly identitySource: 'store' | 'seed';
   private readonly responseRandom: Random;
+  /** Rand2 and R (16 bytes each), drawn into one buffer: the encoder uses each before it asks again. */
+  private readonly random16 = new Uint8Array(16);
   /** The response random source as a function (one closure, not one per call). */
-  private readonly randomBytes = (n: number): Uint8Array => this.responseRandom.bytes(n);
+  private readonly randomBytes = (n: number): Uint8Array => {
+    const r = this.responseRandom;
+    return n === 16 && r.fill !== undefined ? r.fill(this.random16) : r.bytes(n);
+  };
   private readonly listeners = new Set<(e: ActivationEvent) => void>();
   private readonly openGroups = new Set<Group>();
   /**

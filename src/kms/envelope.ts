@@ -110,7 +110,10 @@ export function decodeRequest(message: Uint8Array, opts: DecodeRequestOptions = 
 }
 
 export interface EncodeResponseOptions {
-  /** 16 fresh bytes per call for Rand2 (V5, V6) and R (V6). */
+  /**
+   * 16 fresh bytes per call for Rand2 (V5, V6) and R (V6). The encoder is done with each array before
+   * it asks for the next, so the source may return the same buffer every time.
+   */
   random: RandomBytes;
   /** V6 host hardware id, 8 bytes (spec e.3). */
   hwid: Uint8Array;
