@@ -86,8 +86,9 @@ export interface AssociationOptions {
 
 /**
  * The association group ids a host has issued (spec a.8). KMS keeps no state per group, so a group
- * is only its id; the registry remembers the `limit` most recently issued (a peer opening connections
- * cannot make it grow without bound), and an id older than those counts as never issued.
+ * is only its id; the registry remembers the ids of its last `limit` records (a peer opening connections
+ * cannot make it grow without bound), and an id older than those counts as never issued. An id recorded
+ * twice takes two of those places (ids are fresh random values: practically never).
  */
 export class AssociationGroups {
   /** Issued id → its slot in `ring` (the newest record of it). */
@@ -96,7 +97,10 @@ export class AssociationGroups {
   private readonly ring: number[] = [];
   private next = 0;
 
-  constructor(readonly limit = 4096) {}
+  constructor(readonly limit = 4096) {
+    if (!Number.isSafeInteger(limit) || limit < 1)
+      throw new RangeError(`association group limit ${limit} < 1`);
+  }
 
   record(id: number): void {
     const slot = this.next;
