@@ -5,6 +5,7 @@
 import { cbcDecryptInto, cbcEncryptInto } from '../crypto/cbc.js';
 import { V5_SCHEDULE, V6_SCHEDULE } from '../crypto/keys.js';
 import type { KmsVersion, NdrSyntax } from '../kms/messages.js';
+import { u32le } from '../wire/bytes.js';
 
 const ZERO_IV = new Uint8Array(16);
 
@@ -23,7 +24,7 @@ export function tamperStub(
   ndr: NdrSyntax,
 ): Uint8Array {
   const m = ndr === 'ndr32' ? 12 : 24;
-  const len = (stub[0]! | (stub[1]! << 8) | (stub[2]! << 16) | (stub[3]! << 24)) >>> 0;
+  const len = u32le(stub, 0);
   if (len < 36 || m + len > stub.length) return stub;
   if (protocol === 4) {
     stub[m + len - 16]! ^= 0x01;
@@ -39,7 +40,7 @@ export function tamperStub(
   const plain = new Uint8Array(n);
   cbcDecryptInto(ks, ZERO_IV, stub, m + 4, n, plain, 0);
   // PIDSize, at offset 4 of the base response (c.2), which starts after the first block.
-  const pidSize = (plain[20]! | (plain[21]! << 8) | (plain[22]! << 16) | (plain[23]! << 24)) >>> 0;
+  const pidSize = u32le(plain, 20);
   const at = protocol === 5 ? 107 + pidSize : 132 + pidSize;
   if (at >= n) return stub;
   plain[at]! ^= 0x01;

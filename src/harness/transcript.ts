@@ -22,6 +22,7 @@ import { HOST_MAX_FRAG, NDR32_SYNTAX, NDR64_SYNTAX, PTYPE, ptypeName } from '../
 import { decodePdu, readHeader } from '../rpc/decode.js';
 import { Framer } from '../rpc/framer.js';
 import type { Pdu, PresentationContext } from '../rpc/pdu.js';
+import { u16le } from '../wire/bytes.js';
 import { fileTimeToIso } from '../wire/filetime.js';
 import { hex } from '../wire/utf16.js';
 import type { FaultFired } from './faults.js';
@@ -157,7 +158,7 @@ function decodeKmsResponse(stub: Uint8Array, ndr: NdrSyntax, ctx: RequestContext
   const m = un.message;
   if (!m) return out;
   try {
-    const version = m.length >= 4 ? m[2]! | (m[3]! << 8) : 0;
+    const version = m.length >= 4 ? u16le(m, 2) : 0;
     out.version = version;
     let body: KmsResponseBody;
     if (version === 4) {
@@ -429,7 +430,7 @@ export class TranscriptRecorder {
   }
 
   private emitPdu(dir: 'c2s' | 's2c', conn: number, bytes: Uint8Array, decoder: ConnectionDecoder): void {
-    const frag = bytes.length >= 10 ? bytes[8]! | (bytes[9]! << 8) : 0;
+    const frag = bytes.length >= 10 ? u16le(bytes, 8) : 0;
     const partial = dir === 's2c' && frag > bytes.length;
     const decoded = partial
       ? {

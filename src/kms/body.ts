@@ -1,3 +1,4 @@
+import { putU32le, u16le, u32le } from '../wire/bytes.js';
 import { ProtocolError } from '../wire/errors.js';
 import { guidFromBytes, guidToBytes, readGuid, writeGuid } from '../wire/guid.js';
 import { Reader } from '../wire/reader.js';
@@ -10,17 +11,9 @@ const WORKSTATION_UNITS = 64;
 /** PIDSize is at most 128 bytes: 64 UTF-16 units including the NUL (spec c.2). */
 const MAX_PID_SIZE = 128;
 
-function u16At(b: Uint8Array, i: number): number {
-  return b[i]! | (b[i + 1]! << 8);
-}
-
-function u32At(b: Uint8Array, i: number): number {
-  return (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0;
-}
-
 function u64At(b: Uint8Array, i: number): bigint {
-  const lo = u32At(b, i);
-  const hi = u32At(b, i + 4);
+  const lo = u32le(b, i);
+  const hi = u32le(b, i + 4);
   return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
 }
 
@@ -30,16 +23,16 @@ export function decodeRequestBody(b: Uint8Array, at = 0): KmsRequestBody {
   // Reader-based code below defines the behaviour for anything else (short input, odd offsets).
   if ((at | 0) === at && at >= 0 && at + BASE_REQUEST_SIZE <= b.length) {
     return {
-      minorVersion: u16At(b, at),
-      majorVersion: u16At(b, at + 2),
-      vmInfo: u32At(b, at + 4),
-      licenseStatus: u32At(b, at + 8),
-      bindingExpiration: u32At(b, at + 12),
+      minorVersion: u16le(b, at),
+      majorVersion: u16le(b, at + 2),
+      vmInfo: u32le(b, at + 4),
+      licenseStatus: u32le(b, at + 8),
+      bindingExpiration: u32le(b, at + 12),
       applicationId: guidFromBytes(b, at + 16),
       skuId: guidFromBytes(b, at + 32),
       kmsId: guidFromBytes(b, at + 48),
       cmid: guidFromBytes(b, at + 64),
-      requiredClientCount: u32At(b, at + 80),
+      requiredClientCount: u32le(b, at + 80),
       clientTime: u64At(b, at + 84),
       previousCmid: guidFromBytes(b, at + 92),
       workstation: decodeUtf16z(b.subarray(at + 108, at + BASE_REQUEST_SIZE), WORKSTATION_UNITS),
@@ -129,18 +122,9 @@ export function writeResponseBodyAt(out: Uint8Array, at: number, s: KmsResponseB
   U64.setBigUint64(0, s.clientTime, true);
   for (let i = 0; i < 8; i++) out[p + i] = U64.getUint8(i);
   p += 8;
-  p = putU32(out, p, s.currentCount);
-  p = putU32(out, p, s.activationInterval);
-  return putU32(out, p, s.renewalInterval);
-}
-
-function putU32(out: Uint8Array, p: number, v: number): number {
-  const x = v >>> 0;
-  out[p] = x;
-  out[p + 1] = x >>> 8;
-  out[p + 2] = x >>> 16;
-  out[p + 3] = x >>> 24;
-  return p + 4;
+  p = putU32le(out, p, s.currentCount);
+  p = putU32le(out, p, s.activationInterval);
+  return putU32le(out, p, s.renewalInterval);
 }
 
 /**

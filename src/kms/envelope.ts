@@ -2,6 +2,7 @@ import { cbcDecryptRegion, cbcEncryptRegion } from '../crypto/aes.js';
 import { V5_SCHEDULE, V6_SCHEDULE } from '../crypto/keys.js';
 import { v4Mac } from '../crypto/v4-mac.js';
 import { sha256Into, v6HmacInto } from '../crypto/v6-hmac.js';
+import { equalAt, putU32le, u16le } from '../wire/bytes.js';
 import { ProtocolError } from '../wire/errors.js';
 import { Writer } from '../wire/writer.js';
 import {
@@ -36,7 +37,7 @@ function versionOf(message: Uint8Array): { minor: number; major: number } {
       available: message.length,
     });
   }
-  return { minor: message[0]! | (message[1]! << 8), major: message[2]! | (message[3]! << 8) };
+  return { minor: u16le(message, 0), major: u16le(message, 2) };
 }
 
 /** Spec c.0: dispatch on MajorVer; MinorVer must be 0. */
@@ -76,7 +77,7 @@ export function decodeRequest(message: Uint8Array, opts: DecodeRequestOptions = 
     if (message.length < V4_REQUEST_SIZE) short(message, V4_REQUEST_SIZE, 'V4 request');
     const base = message.subarray(0, BASE_REQUEST_SIZE);
     const mac = v4Mac(base);
-    const integrityOk = equalBytes(mac, message.subarray(BASE_REQUEST_SIZE, V4_REQUEST_SIZE));
+    const integrityOk = equalAt(mac, 0, message, BASE_REQUEST_SIZE, 16);
     if (!integrityOk && !opts.lenient) throw new ProtocolError('BAD_MAC', 'V4 request MAC does not match');
     return { version, body: decodeRequestBody(base), q: null, iv: null, integrityOk };
   }
@@ -179,9 +180,9 @@ function encodeV56Response(
   } else {
     out = new Uint8Array(responseStubLength(msgLen, stub));
     const step = stub === 'ndr32' ? 4 : 8;
-    putU32(out, 0, msgLen);
-    putU32(out, step, REFERENT_ID);
-    putU32(out, 2 * step, msgLen);
+    putU32le(out, 0, msgLen);
+    putU32le(out, step, REFERENT_ID);
+    putU32le(out, 2 * step, msgLen);
     m = 3 * step;
   }
   out.set(r, m + 4);
@@ -211,21 +212,7 @@ function random16(opts: EncodeResponseOptions): Uint8Array {
   return r;
 }
 
-function putU32(out: Uint8Array, p: number, v: number): void {
-  out[p] = v;
-  out[p + 1] = v >>> 8;
-  out[p + 2] = v >>> 16;
-  out[p + 3] = v >>> 24;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Client side: src/kms/exchange.ts (ClientExchange), the one implementation; its value-level wrappers
 // are re-exported here for the callers that import the envelope.
 export { encodeRequest, verifyResponse } from './exchange.js';
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
-  return d === 0;
-}

@@ -3,6 +3,7 @@ import { cbcDecryptInto, cbcEncryptInto } from '../crypto/cbc.js';
 import { V5_SCHEDULE, V6_SCHEDULE } from '../crypto/keys.js';
 import { v4Mac } from '../crypto/v4-mac.js';
 import { sha256Into, v6HmacInto } from '../crypto/v6-hmac.js';
+import { equalAt, u16le, u32le } from '../wire/bytes.js';
 import { ProtocolError } from '../wire/errors.js';
 import type { FileTime } from '../wire/filetime.js';
 import { guidFromBytes, guidToBytes } from '../wire/guid.js';
@@ -125,16 +126,6 @@ function fail(
   field: string,
 ): never {
   throw new ProtocolError(code, message, { field });
-}
-
-function equalAt(a: Uint8Array, ai: number, b: Uint8Array, bi: number, n: number): boolean {
-  let d = 0;
-  for (let i = 0; i < n; i++) d |= a[ai + i]! ^ b[bi + i]!;
-  return d === 0;
-}
-
-function u32At(b: Uint8Array, i: number): number {
-  return (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0;
 }
 
 export class ClientExchange {
@@ -312,8 +303,8 @@ export class ClientExchange {
     const len = message.length;
     if (len < 4) fail('BAD_MESSAGE', `KMS message of ${len} bytes has no version`, 'Version');
     if (len > MAX_MESSAGE_SIZE) fail('BAD_MESSAGE', `KMS message of ${len} bytes`, 'Version');
-    const minor = message[0]! | (message[1]! << 8);
-    const major = message[2]! | (message[3]! << 8);
+    const minor = u16le(message, 0);
+    const major = u16le(message, 2);
     if (major !== this.expectMajor || minor !== this.expectMinor) {
       fail('BAD_ECHO', `response version ${major}.${minor} differs from the request's`, 'Version');
     }
@@ -338,7 +329,7 @@ export class ClientExchange {
       );
     }
     const at = r.pidAt + r.pidSize + 16;
-    if (u32At(d, at) !== this.timeLo || u32At(d, at + 4) !== this.timeHi) {
+    if (u32le(d, at) !== this.timeLo || u32le(d, at + 4) !== this.timeHi) {
       fail('BAD_ECHO', 'response does not echo the request time stamp', 'ClientTime');
     }
     if (this.checkEpid) {
@@ -415,13 +406,10 @@ export class ClientExchange {
   private baseResponse(at: number, end: number): number {
     const d = this.plain;
     if (at + 8 > end) fail('SHORT_INPUT', 'the base response runs past the message', 'PIDSize');
-    if (
-      (d[at]! | (d[at + 1]! << 8)) !== this.expectMinor ||
-      (d[at + 2]! | (d[at + 3]! << 8)) !== this.expectMajor
-    ) {
+    if (u16le(d, at) !== this.expectMinor || u16le(d, at + 2) !== this.expectMajor) {
       fail('BAD_ECHO', 'encrypted response version differs from the request', 'Version');
     }
-    const size = u32At(d, at + 4);
+    const size = u32le(d, at + 4);
     if (size < 2 || size > MAX_PID_SIZE || size % 2 !== 0)
       fail('BAD_EPID', `PIDSize ${size} outside 2..128 or odd`, 'PIDSize');
     const pid = at + 8;
@@ -437,9 +425,9 @@ export class ClientExchange {
     r.pidAt = pid;
     r.pidSize = size;
     const c = pid + size + 24;
-    r.currentCount = u32At(d, c);
-    r.activationInterval = u32At(d, c + 4);
-    r.renewalInterval = u32At(d, c + 8);
+    r.currentCount = u32le(d, c);
+    r.activationInterval = u32le(d, c + 4);
+    r.renewalInterval = u32le(d, c + 8);
     return bodyEnd;
   }
 }

@@ -1,3 +1,4 @@
+import { putU32le, u32le } from '../wire/bytes.js';
 import { ProtocolError } from '../wire/errors.js';
 import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
@@ -22,8 +23,8 @@ export function unwrapRequestStub(stub: Uint8Array, syntax: NdrSyntax): Uint8Arr
   // Hot path: an NDR32 stub with both size fields present, read without a Reader. Whatever it does not
   // handle (NDR64, short stubs, every error) goes through the Reader-based code below.
   if (syntax === 'ndr32' && stub.length >= 8) {
-    const size = (stub[0]! | (stub[1]! << 8) | (stub[2]! << 16) | (stub[3]! << 24)) >>> 0;
-    const count = (stub[4]! | (stub[5]! << 8) | (stub[6]! << 16) | (stub[7]! << 24)) >>> 0;
+    const size = u32le(stub, 0);
+    const count = u32le(stub, 4);
     const n = Math.min(size, count);
     if (n >= 4 && n <= stub.length - 8 && n <= MAX_MESSAGE_SIZE) return stub.subarray(8, 8 + n);
   }
@@ -86,20 +87,12 @@ export function wrapResponseStub(message: Uint8Array, syntax: NdrSyntax, hresult
   const head = syntax === 'ndr32' ? 12 : 24;
   const out = new Uint8Array(responseStubLength(len, syntax));
   const step = syntax === 'ndr32' ? 4 : 8;
-  putU32(out, 0, len);
-  putU32(out, step, REFERENT_ID);
-  putU32(out, 2 * step, len);
+  putU32le(out, 0, len);
+  putU32le(out, step, REFERENT_ID);
+  putU32le(out, 2 * step, len);
   out.set(message, head);
-  putU32(out, out.length - 4, hresult);
+  putU32le(out, out.length - 4, hresult);
   return out;
-}
-
-function putU32(out: Uint8Array, p: number, v: number): void {
-  const x = v >>> 0;
-  out[p] = x;
-  out[p + 1] = x >>> 8;
-  out[p + 2] = x >>> 16;
-  out[p + 3] = x >>> 24;
 }
 
 /** Spec b.3: size 0, NULL referent, HRESULT. 12 bytes in NDR32, 20 in NDR64. */

@@ -14,6 +14,8 @@
  * Where vlmcsd (the reference host of fixtures/vectors/vlmcsd) behaves differently, this follows the
  * spec; each difference is marked "vlmcsd:" below with the capture that shows it.
  */
+
+import { u16le } from '../wire/bytes.js';
 import { ProtocolError } from '../wire/errors.js';
 import {
   BIND_NAK_REASON,
@@ -575,7 +577,7 @@ function checkHeaderEarly(header: Uint8Array): void {
     header[0] === RPC_VERSION &&
     isCoPtype(header[2]!) &&
     (header[4]! & 0xf0) === 0x10 &&
-    (header[8]! | (header[9]! << 8)) >= HEADER_LENGTH
+    u16le(header, 8) >= HEADER_LENGTH
   ) {
     return;
   }

@@ -3,6 +3,8 @@
  * actually present before it is used; every failure is a ProtocolError (never a RangeError or
  * TypeError). `stub` and `body` fields are views into the input; everything else is copied.
  */
+
+import { u16le, u32le } from '../wire/bytes.js';
 import { ProtocolError } from '../wire/errors.js';
 import { guidFromBytes, readGuid } from '../wire/guid.js';
 import { Reader } from '../wire/reader.js';
@@ -105,7 +107,7 @@ export function decodePdu(bytes: Uint8Array): Pdu {
     bytes[2] === PTYPE.REQUEST &&
     bytes[0] === RPC_VERSION &&
     (bytes[4]! & 0xf0) === 0x10 &&
-    (bytes[8]! | (bytes[9]! << 8)) === n &&
+    u16le(bytes, 8) === n &&
     bytes[10] === 0 &&
     bytes[11] === 0 &&
     (bytes[3]! & PFC.OBJECT_UUID) === 0
@@ -113,12 +115,12 @@ export function decodePdu(bytes: Uint8Array): Pdu {
     return {
       type: PTYPE.REQUEST,
       flags: bytes[3]!,
-      callId: u32At(bytes, 12),
+      callId: u32le(bytes, 12),
       rpcVersionMinor: bytes[1]!,
       drep: [bytes[4]!, bytes[5]!, bytes[6]!, bytes[7]!],
-      allocHint: u32At(bytes, 16),
-      contextId: bytes[20]! | (bytes[21]! << 8),
-      opnum: bytes[22]! | (bytes[23]! << 8),
+      allocHint: u32le(bytes, 16),
+      contextId: u16le(bytes, 20),
+      opnum: u16le(bytes, 22),
       stub: bytes.subarray(HEADER_LENGTH + 8, n),
     };
   }
@@ -366,7 +368,7 @@ export function isPlainBindLike(b: Uint8Array): boolean {
     b.length >= BIND_CONTEXTS_AT + 4 &&
     b[0] === RPC_VERSION &&
     (b[4]! & 0xf0) === 0x10 &&
-    (b[8]! | (b[9]! << 8)) === b.length &&
+    u16le(b, 8) === b.length &&
     b[10] === 0 &&
     b[11] === 0
   );
@@ -384,21 +386,17 @@ export function decodeBindLikeWith(
   const pdu: BindPdu | AlterContextPdu = {
     type: b[2] === PTYPE.BIND ? PTYPE.BIND : PTYPE.ALTER_CONTEXT,
     flags: b[3]!,
-    callId: u32At(b, 12),
+    callId: u32le(b, 12),
     rpcVersionMinor: b[1]!,
     drep: [b[4]!, b[5]!, b[6]!, b[7]!],
-    maxXmitFrag: b[16]! | (b[17]! << 8),
-    maxRecvFrag: b[18]! | (b[19]! << 8),
-    assocGroupId: u32At(b, 20),
+    maxXmitFrag: u16le(b, 16),
+    maxRecvFrag: u16le(b, 18),
+    assocGroupId: u32le(b, 20),
     contexts: rest.contexts,
   };
   if (rest.reserved !== undefined) pdu.reserved = rest.reserved;
   if (rest.trailing !== undefined) pdu.trailing = rest.trailing;
   return pdu;
-}
-
-function u32At(b: Uint8Array, i: number): number {
-  return (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0;
 }
 
 /** A plain Uint8Array copy (`Buffer#slice` would return a view for Buffer input). */

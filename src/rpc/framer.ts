@@ -3,6 +3,8 @@
  * sockets or timers; an idle/partial-PDU timeout is the caller's business (`pendingBytes` tells it
  * whether a PDU is half-read).
  */
+
+import { u16le } from '../wire/bytes.js';
 import { ProtocolError } from '../wire/errors.js';
 import { HEADER_LENGTH, PFC } from './constants.js';
 import type { RequestPdu } from './pdu.js';
@@ -100,7 +102,7 @@ export class Framer {
     // The caller's header check first: it decides whether frag_length can be read at all (a
     // big-endian PDU's is not little-endian; spec a.2, a.10 validate the header before the length).
     this.checkHeader?.(header);
-    const frag = header[8]! | (header[9]! << 8);
+    const frag = u16le(header, 8);
     if (frag < HEADER_LENGTH) {
       throw new ProtocolError('BAD_FRAG_LENGTH', `frag_length ${frag} < ${HEADER_LENGTH}`, {
         field: 'frag_length',

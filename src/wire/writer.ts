@@ -1,3 +1,5 @@
+import { putU16le, putU32le } from './bytes.js';
+
 /**
  * A little-endian writer over a buffer sized up front (callers compute `encodingLength` first), with
  * back-filling for length fields that precede what they measure. Writing past the end is a bug in
@@ -34,14 +36,14 @@ export class Writer {
 
   u16(v: number): this {
     this.room(2);
-    put16(this.bytes, this.pos, v);
+    putU16le(this.bytes, this.pos, v);
     this.pos += 2;
     return this;
   }
 
   u32(v: number): this {
     this.room(4);
-    put32(this.bytes, this.pos, v);
+    putU32le(this.bytes, this.pos, v);
     this.pos += 4;
     return this;
   }
@@ -49,8 +51,8 @@ export class Writer {
   u64(v: bigint): this {
     this.room(8);
     const u = BigInt.asUintN(64, v);
-    put32(this.bytes, this.pos, Number(u & 0xffff_ffffn));
-    put32(this.bytes, this.pos + 4, Number(u >> 32n));
+    putU32le(this.bytes, this.pos, Number(u & 0xffff_ffffn));
+    putU32le(this.bytes, this.pos + 4, Number(u >> 32n));
     this.pos += 8;
     return this;
   }
@@ -77,13 +79,13 @@ export class Writer {
   /** Back-fills a u16 at an earlier offset (e.g. frag_length once the PDU is written). */
   patchU16(at: number, v: number): this {
     this.inside(at, 2);
-    put16(this.bytes, at, v);
+    putU16le(this.bytes, at, v);
     return this;
   }
 
   patchU32(at: number, v: number): this {
     this.inside(at, 4);
-    put32(this.bytes, at, v);
+    putU32le(this.bytes, at, v);
     return this;
   }
 
@@ -100,16 +102,4 @@ export class Writer {
     }
     return this.bytes;
   }
-}
-
-function put16(b: Uint8Array, at: number, v: number): void {
-  b[at] = v;
-  b[at + 1] = v >>> 8;
-}
-
-function put32(b: Uint8Array, at: number, v: number): void {
-  b[at] = v;
-  b[at + 1] = v >>> 8;
-  b[at + 2] = v >>> 16;
-  b[at + 3] = v >>> 24;
 }
