@@ -2,7 +2,7 @@ import { cbcDecryptRegion, cbcEncryptRegion } from '../crypto/aes.js';
 import { V5_SCHEDULE, V6_SCHEDULE } from '../crypto/keys.js';
 import { v4Mac } from '../crypto/v4-mac.js';
 import { sha256Into, v6HmacInto } from '../crypto/v6-hmac.js';
-import { equalAt, putU32le, u16le } from '../wire/bytes.js';
+import { equalAt, u16le } from '../wire/bytes.js';
 import { ProtocolError } from '../wire/errors.js';
 import { Writer } from '../wire/writer.js';
 import {
@@ -13,7 +13,7 @@ import {
   writeResponseBodyAt,
 } from './body.js';
 import type { DecodedRequest, KmsResponseBody, KmsVersion, NdrSyntax } from './messages.js';
-import { REFERENT_ID, responseStubLength, wrapResponseStub } from './stub.js';
+import { responseStubLength, wrapResponseStub, writeResponseStubHead } from './stub.js';
 
 /**
  * KMS message envelopes V4, V5 and V6 (spec c, d), both directions. Pure functions: the caller
@@ -179,11 +179,7 @@ function encodeV56Response(
     out = new Uint8Array(msgLen);
   } else {
     out = new Uint8Array(responseStubLength(msgLen, stub));
-    const step = stub === 'ndr32' ? 4 : 8;
-    putU32le(out, 0, msgLen);
-    putU32le(out, step, REFERENT_ID);
-    putU32le(out, 2 * step, msgLen);
-    m = 3 * step;
+    m = writeResponseStubHead(out, msgLen, stub);
   }
   out.set(r, m + 4);
   let p = writeResponseBodyAt(out, m + 20, body);

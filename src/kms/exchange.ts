@@ -12,7 +12,14 @@ import { Writer } from '../wire/writer.js';
 import { BASE_REQUEST_SIZE, writeRequestBody } from './body.js';
 import { parseEpid } from './epid.js';
 import type { KmsRequestBody, KmsVersion, NdrSyntax, RequestContext, VerifiedResponse } from './messages.js';
-import { MAX_MESSAGE_SIZE, unwrapResponseStub } from './stub.js';
+import {
+  errorStubLength,
+  MAX_MESSAGE_SIZE,
+  requestStubHeadLength,
+  responseStubLength,
+  unwrapResponseStub,
+  writeRequestStubHead,
+} from './stub.js';
 
 /**
  * The client side of one KMS exchange (spec b.1–b.3, c.1–c.6), sans-io and the only implementation of
@@ -132,7 +139,6 @@ export class ClientExchange {
   private readonly checkEpid: boolean;
   /** The request message at MSG_AT, its NDR stub head just before it. */
   private readonly req = new Uint8Array(MSG_AT + V56_REQUEST_SIZE);
-  private readonly reqView = new DataView(this.req.buffer);
   private reqLen = 0;
   /** What the answer must echo. */
   private expectMajor = -1;
@@ -210,15 +216,9 @@ export class ClientExchange {
   requestStub(syntax: NdrSyntax): Uint8Array {
     const n = this.reqLen;
     if (n === 0) throw new Error('ClientExchange.requestStub before encode');
-    const v = this.reqView;
-    if (syntax === 'ndr32') {
-      v.setUint32(MSG_AT - 8, n, true);
-      v.setUint32(MSG_AT - 4, n, true);
-      return this.req.subarray(MSG_AT - 8, MSG_AT + n);
-    }
-    v.setBigUint64(0, BigInt(n), true);
-    v.setBigUint64(8, BigInt(n), true);
-    return this.req.subarray(0, MSG_AT + n);
+    const at = MSG_AT - requestStubHeadLength(syntax);
+    writeRequestStubHead(this.req, at, n, syntax);
+    return this.req.subarray(at, MSG_AT + n);
   }
 
   /** What the answer to the last request must echo, as a value (a copy). */
@@ -260,15 +260,14 @@ export class ClientExchange {
     const { hresult, message } = unwrapResponseStub(stub, syntax);
     const r = this.result;
     if (message === null) {
-      const want = syntax === 'ndr32' ? 12 : 20;
+      const want = errorStubLength(syntax);
       if (stub.length !== want)
         fail('BAD_STUB', `error stub of ${stub.length} bytes, ${syntax} needs ${want}`, 'stub');
       if (hresult === 0) fail('BAD_STUB', 'NULL response pointer with a success HRESULT', 'referent');
       this.clear(hresult);
       return r;
     }
-    const head = syntax === 'ndr32' ? 12 : 24;
-    const want = head + message.length + ((4 - (message.length & 3)) & 3) + 4;
+    const want = responseStubLength(message.length, syntax);
     if (stub.length !== want) {
       fail(
         'BAD_STUB',

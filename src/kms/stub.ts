@@ -63,15 +63,40 @@ export function unwrapRequestStub(stub: Uint8Array, syntax: NdrSyntax): Uint8Arr
   return r.bytesView(n, 'request');
 }
 
-function requestStubLength(messageLength: number, syntax: NdrSyntax): number {
-  return (syntax === 'ndr32' ? 8 : 16) + messageLength;
+/** Bytes before the message in a request stub (spec b.1): requestSize and max_count. */
+export function requestStubHeadLength(syntax: NdrSyntax): number {
+  return syntax === 'ndr32' ? 8 : 16;
+}
+
+/**
+ * Writes a request stub's head for a `messageLength`-byte message at `out[at]` (spec b.1): the two
+ * sizes as u32 (NDR32) or as u64 with a zero high half (NDR64). The message follows at
+ * `at + requestStubHeadLength(syntax)`. The one encoder of it: `wrapRequestStub` and the client's
+ * in-place stub (`ClientExchange.requestStub`) both call it.
+ */
+export function writeRequestStubHead(
+  out: Uint8Array,
+  at: number,
+  messageLength: number,
+  syntax: NdrSyntax,
+): void {
+  if (syntax === 'ndr32') {
+    putU32le(out, at, messageLength);
+    putU32le(out, at + 4, messageLength);
+  } else {
+    putU32le(out, at, messageLength);
+    putU32le(out, at + 4, 0);
+    putU32le(out, at + 8, messageLength);
+    putU32le(out, at + 12, 0);
+  }
 }
 
 export function wrapRequestStub(message: Uint8Array, syntax: NdrSyntax): Uint8Array {
-  const w = new Writer(requestStubLength(message.length, syntax));
-  if (syntax === 'ndr32') w.u32(message.length).u32(message.length);
-  else w.u64(BigInt(message.length)).u64(BigInt(message.length));
-  return w.raw(message).finish();
+  const head = requestStubHeadLength(syntax);
+  const out = new Uint8Array(head + message.length);
+  writeRequestStubHead(out, 0, message.length, syntax);
+  out.set(message, head);
+  return out;
 }
 
 export function responseStubLength(messageLength: number, syntax: NdrSyntax): number {
@@ -79,25 +104,37 @@ export function responseStubLength(messageLength: number, syntax: NdrSyntax): nu
   return head + messageLength + ((4 - (messageLength & 3)) & 3) + 4;
 }
 
+/**
+ * Writes a response stub's head (spec b.2) for a `messageLength`-byte message into a zero-filled
+ * `out` of responseStubLength bytes: responseSize, the referent, max_count, as u32 (NDR32) or u64 with
+ * a zero high half (NDR64). Returns the offset of the message. The HRESULT after the pad is 0 unless
+ * the caller writes one. The one encoder of it: `wrapResponseStub` and the host's one-buffer encoder
+ * (kms/envelope.ts) both call it.
+ */
+export function writeResponseStubHead(out: Uint8Array, messageLength: number, syntax: NdrSyntax): number {
+  const step = syntax === 'ndr32' ? 4 : 8;
+  putU32le(out, 0, messageLength);
+  putU32le(out, step, REFERENT_ID);
+  putU32le(out, 2 * step, messageLength);
+  return 3 * step;
+}
+
 /** Spec b.2: pad to 4 first, then the HRESULT (the NDR-correct position). */
 export function wrapResponseStub(message: Uint8Array, syntax: NdrSyntax, hresult = 0): Uint8Array {
-  // Written directly (no Writer): sizes and the referent as u32 (NDR32) or u64 with a zero high half
-  // (NDR64), the message, zero pad to 4, the HRESULT. Same bytes as the Writer version.
-  const len = message.length;
-  const head = syntax === 'ndr32' ? 12 : 24;
-  const out = new Uint8Array(responseStubLength(len, syntax));
-  const step = syntax === 'ndr32' ? 4 : 8;
-  putU32le(out, 0, len);
-  putU32le(out, step, REFERENT_ID);
-  putU32le(out, 2 * step, len);
-  out.set(message, head);
+  const out = new Uint8Array(responseStubLength(message.length, syntax));
+  out.set(message, writeResponseStubHead(out, message.length, syntax));
   putU32le(out, out.length - 4, hresult);
   return out;
 }
 
-/** Spec b.3: size 0, NULL referent, HRESULT. 12 bytes in NDR32, 20 in NDR64. */
+/** Spec b.3: 12 bytes in NDR32, 20 in NDR64. */
+export function errorStubLength(syntax: NdrSyntax): number {
+  return syntax === 'ndr32' ? 12 : 20;
+}
+
+/** Spec b.3: size 0, NULL referent, HRESULT. */
 export function wrapErrorStub(hresult: number, syntax: NdrSyntax): Uint8Array {
-  const w = new Writer(syntax === 'ndr32' ? 12 : 20);
+  const w = new Writer(errorStubLength(syntax));
   if (syntax === 'ndr32') w.u32(0).u32(0);
   else w.u64(0n).u64(0n);
   return w.u32(hresult).finish();

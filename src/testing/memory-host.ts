@@ -19,7 +19,6 @@ import { type CallOutcome, KmsService } from '../host/service.js';
 import { ClientExchange, prepareRequest } from '../kms/exchange.js';
 import { HResult } from '../kms/hresult.js';
 import type { KmsRequestBody, KmsVersion, NdrSyntax } from '../kms/messages.js';
-import { wrapRequestStub } from '../kms/stub.js';
 import { MemoryStore } from '../store/memory.js';
 import { fileTimeFromMs } from '../wire/filetime.js';
 import { type Guid, NIL_GUID, parseGuid } from '../wire/guid.js';
@@ -185,8 +184,9 @@ export function createMemoryHost(opts: MemoryHostOptions = {}): MemoryHost {
       previousCmid: req.previousCmid !== undefined ? parseGuid(req.previousCmid) : NIL_GUID,
       workstation: req.workstation ?? 'MEMORY-HOST',
     };
-    const message = client.encode(prepareRequest(body), body.clientTime, ivs);
-    const outcome = exchange(wrapRequestStub(message, defaultNdr));
+    client.encode(prepareRequest(body), body.clientTime, ivs);
+    // The stub is a view into the exchange's buffer: handleCall reads it before the next request.
+    const outcome = exchange(client.requestStub(defaultNdr));
     if (outcome.kind === 'fault' || outcome.event === null) {
       throw new MemoryExchangeError(
         outcome.kind === 'fault'
