@@ -13,10 +13,10 @@
  * closer, and objects of connections still open at that moment are copied and promoted.
  * kmslab runs from `dist/` (`npm run build` first), memory store, warn-level log. Loopback only.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { freePort, kmsloadArgs, num, parseArgs, sampleAllocations } from './common.js';
+import { freePort, kmsloadArgs, num, parseArgs, runKmsload, sampleAllocations } from './common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const VECTOR = path.join(ROOT, 'fixtures/vectors/vlmcsd/v6-win10.json');
@@ -52,22 +52,10 @@ async function startHost(host: 'kmslab' | 'noop'): Promise<number> {
 }
 
 /** One kmsload run; resolves with the operations it completed. */
-function load(port: number, secs: number): Promise<number> {
-  const args = kmsloadArgs(tools, VECTOR, port, secs, phase);
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    c.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const nl = out.indexOf('}\n');
-      if (nl < 0) return;
-      const r = JSON.parse(out.slice(out.indexOf('{'), nl + 1)) as { ok: number; failed: number };
-      c.kill('SIGTERM');
-      if (r.failed > 0) reject(new Error(`${r.failed} operations failed`));
-      else resolve(r.ok);
-    });
-    c.on('exit', () => reject(new Error(`kmsload ended without a result: ${out}`)));
-  });
+async function load(port: number, secs: number): Promise<number> {
+  const r = await runKmsload(kmsloadArgs(tools, VECTOR, port, secs, phase));
+  if (r.failed > 0) throw new Error(`${r.failed} operations failed`);
+  return r.ok;
 }
 
 /** Child mode: measure one host, print one JSON line. */

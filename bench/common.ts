@@ -1,4 +1,5 @@
 /** Shared bench plumbing: timed loops (wall and CPU), a machine description, the table printer. */
+import { spawn } from 'node:child_process';
 import inspector from 'node:inspector';
 import net from 'node:net';
 import os from 'node:os';
@@ -247,4 +248,33 @@ export function kmsloadArgs(
     '--json',
     ...(phase === 'conv' ? ['--concurrency', '64'] : ['--concurrency', '8', '--keepalive']),
   ];
+}
+
+/** kmsload's JSON result line (the fields the benches read). */
+export interface KmsloadResult {
+  per_s: number;
+  ok: number;
+  failed: number;
+  latency_ms: { p99: number };
+}
+
+/**
+ * Runs kmsload with `args` (kmsloadArgs) and resolves with its result. kmsload lingers a few seconds
+ * after printing (its connect timers), so its JSON line ends the run: `atResult` gets its pid then,
+ * before it is stopped (by that pid), for a reading of its CPU.
+ */
+export function runKmsload(args: string[], atResult?: (pid: number) => void): Promise<KmsloadResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('}\n');
+      if (nl < 0) return;
+      atResult?.(child.pid!);
+      child.kill('SIGTERM');
+      resolve(JSON.parse(out.slice(out.indexOf('{'), nl + 1)) as KmsloadResult);
+    });
+    child.on('exit', () => reject(new Error(`kmsload ended without a result: ${out}`)));
+  });
 }

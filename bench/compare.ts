@@ -42,6 +42,7 @@ import {
   kmsloadArgs,
   num,
   parseArgs,
+  runKmsload,
   runStandalone,
 } from './common.js';
 import { measurePath, type PathCosts } from './profile-path.js';
@@ -84,12 +85,17 @@ interface PhaseResult {
   softirqUsPerOp: number;
 }
 
-/** utime + stime + cutime + cstime of `pid`, in ticks (what cpucost.sh reads). */
-function cpuTicks(pid: number): number {
-  const f = fs
+/** The fields of /proc/PID/stat after the command name (field 3 on, so utime is [11]). */
+function procStat(pid: number | 'self'): string[] {
+  return fs
     .readFileSync(`/proc/${pid}/stat`, 'utf8')
     .replace(/^.*\) /, '')
     .split(' ');
+}
+
+/** utime + stime + cutime + cstime of `pid`, in ticks (what cpucost.sh reads). */
+function cpuTicks(pid: number): number {
+  const f = procStat(pid);
   return Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
 }
 
@@ -106,10 +112,7 @@ function softirqTicks(): number {
  */
 async function loadToolStartupTicks(tools: string): Promise<number> {
   const own = () => {
-    const f = fs
-      .readFileSync('/proc/self/stat', 'utf8')
-      .replace(/^.*\) /, '')
-      .split(' ');
+    const f = procStat('self');
     return Number(f[13]) + Number(f[14]);
   };
   let best = Number.POSITIVE_INFINITY;
@@ -189,34 +192,17 @@ async function load(
   }, 100);
   const a = cpuTicks(pid);
   const irqA = softirqTicks();
-  const args = kmsloadArgs(opts.tools, VECTOR, host.port, opts.seconds, phase);
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
   let loadTicks = 0;
-  let out = '';
-  // kmsload lingers a few seconds after printing (its connect timers): its JSON line ends the run.
-  const line = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const nl = out.indexOf('}\n');
-      if (nl >= 0) {
-        // Its CPU before it is stopped (it has printed: the load is over).
-        loadTicks = cpuTicks(child.pid!);
-        resolve(out.slice(0, nl + 1));
-      }
-    });
-    child.on('exit', () => reject(new Error(`kmsload ended without a result: ${out}`)));
+  let b = 0;
+  let irqB = 0;
+  // Read when the load tool has printed (the load is over), before it is stopped.
+  const r = await runKmsload(kmsloadArgs(opts.tools, VECTOR, host.port, opts.seconds, phase), (p) => {
+    loadTicks = cpuTicks(p);
+    b = cpuTicks(pid);
+    irqB = softirqTicks();
   });
-  const b = cpuTicks(pid);
-  const irqB = softirqTicks();
   clearInterval(sampler);
   host.peakKb = Math.max(host.peakKb, rssKb(pid));
-  child.kill('SIGTERM');
-  const r = JSON.parse(line.slice(line.indexOf('{'))) as {
-    per_s: number;
-    ok: number;
-    failed: number;
-    latency_ms: { p99: number };
-  };
   const usPerOp = (ticks: number) => Math.round(((ticks / HZ) * 1e7) / Math.max(1, r.ok)) / 10;
   return {
     host: host.name,
@@ -293,6 +279,24 @@ function targets(results: PhaseResult[], peakMB: Partial<Record<HostName, number
   ];
 }
 
+/** g(a's run, b's run) for phase `p` in every round where both ran (nulls left out). */
+function perRound(
+  results: PhaseResult[],
+  a: HostName,
+  b: HostName,
+  p: PhaseName,
+  g: (ra: PhaseResult, rb: PhaseResult) => number | null,
+): number[] {
+  const xs: number[] = [];
+  for (const ra of results) {
+    if (ra.host !== a || ra.phase !== p) continue;
+    const rb = results.find((r) => r.host === b && r.phase === p && r.round === ra.round);
+    const x = rb === undefined ? null : g(ra, rb);
+    if (x !== null) xs.push(x);
+  }
+  return xs;
+}
+
 /** a's f ÷ b's f in every round where both ran. */
 function roundRatios(
   results: PhaseResult[],
@@ -301,13 +305,7 @@ function roundRatios(
   p: PhaseName,
   f: (r: PhaseResult) => number,
 ): number[] {
-  const rs: number[] = [];
-  for (const ra of results) {
-    if (ra.host !== a || ra.phase !== p) continue;
-    const rb = results.find((r) => r.host === b && r.phase === p && r.round === ra.round);
-    if (rb !== undefined && f(rb) > 0) rs.push(f(ra) / f(rb));
-  }
-  return rs;
+  return perRound(results, a, b, p, (ra, rb) => (f(rb) > 0 ? f(ra) / f(rb) : null));
 }
 
 /** `choose` of the ratios, to two decimals; null when no round had both hosts. */
@@ -342,25 +340,12 @@ interface Floor {
  *   it does, however cheap its socket side.
  */
 function floors(results: PhaseResult[], path: PathCosts, cores: number): Floor[] {
-  const rounds = [...new Set(results.map((r) => r.round))];
-  const at = (host: HostName, p: PhaseName, round: number) =>
-    results.find((r) => r.host === host && r.phase === p && r.round === round);
-  /** Per round, f(no-op run, other host's run); the median. */
-  const perRound = (
+  /** Per round, f(no-op run, `other`'s run in that round); the median. */
+  const withNoop = (
     p: PhaseName,
-    other: HostName | null,
-    f: (noop: PhaseResult, o: PhaseResult | undefined) => number | null,
-  ): number | null => {
-    const xs: number[] = [];
-    for (const round of rounds) {
-      const n = at('noop', p, round);
-      const o = other === null ? undefined : at(other, p, round);
-      if (n === undefined || (other !== null && o === undefined)) continue;
-      const v = f(n, o);
-      if (v !== null) xs.push(v);
-    }
-    return pick(xs, median);
-  };
+    other: HostName,
+    f: (noop: PhaseResult, o: PhaseResult) => number | null,
+  ): number | null => pick(perRound(results, 'noop', other, p, f), median);
   const round2 = (x: number | undefined) => (x === undefined ? undefined : Math.round(x * 100) / 100);
   const conv = path['conversation (new assoc, 3 PDUs)'];
   const keep = path['keep-alive request (assoc+service)'];
@@ -371,7 +356,7 @@ function floors(results: PhaseResult[], path: PathCosts, cores: number): Floor[]
       : undefined;
   const cpuFloor = (target: string, p: PhaseName, extra: number | undefined, note: string): Floor => ({
     target,
-    value: extra === undefined ? null : perRound(p, null, (n) => (n.cpuUsPerOp + extra) / n.cpuUsPerOp),
+    value: extra === undefined ? null : withNoop(p, 'noop', (n) => (n.cpuUsPerOp + extra) / n.cpuUsPerOp),
     note: `${note}: ${extra ?? 'n/a'} µs in-process`,
   });
   /** The highest rate a host costing `serverUs` per op could reach in the no-op's round, ÷ `vs`'s rate. */
@@ -383,9 +368,9 @@ function floors(results: PhaseResult[], path: PathCosts, cores: number): Floor[]
     note: string,
   ): Floor => ({
     target,
-    value: perRound(p, vs, (n, o) => {
+    value: withNoop(p, vs, (n, o) => {
       const s = serverUs(n);
-      if (s === null || o === undefined || o.perSecond <= 0) return null;
+      if (s === null || o.perSecond <= 0) return null;
       return (cores * 1e6) / (s + n.loadUsPerOp + n.softirqUsPerOp) / o.perSecond;
     }),
     note,
@@ -433,8 +418,7 @@ function floors(results: PhaseResult[], path: PathCosts, cores: number): Floor[]
       value:
         keepSqlite === undefined || keep === undefined
           ? null
-          : perRound('keep', 'memory', (_n, m) => {
-              if (m === undefined) return null;
+          : withNoop('keep', 'memory', (_n, m) => {
               const total = m.cpuUsPerOp + m.loadUsPerOp + m.softirqUsPerOp;
               return total / (total + keepSqlite - keep);
             }),
