@@ -37,16 +37,22 @@ function captureStdout(): string[] {
   return out;
 }
 
+/** A memory-store host on a manual clock with a control API, both on ephemeral loopback ports. */
+function controlledHost(seed: string, extra: { controlToken?: string } = {}) {
+  return startHostRuntime({
+    listen: [{ host: '127.0.0.1', port: 0 }],
+    control: { host: '127.0.0.1', port: 0 },
+    store: 'memory',
+    clock: 'manual',
+    seed,
+    ...extra,
+  });
+}
+
 describe('remote fleet', () => {
   it('over TCP with the control API gives the same timeline as in-process', async () => {
     const plan = planFleet({ windows: 26, servers: 2, office: 5, days: 9, seed: 'remote', churn: 0.05 });
-    const rt = await startHostRuntime({
-      listen: [{ host: '127.0.0.1', port: 0 }],
-      control: { host: '127.0.0.1', port: 0 },
-      store: 'memory',
-      clock: 'manual',
-      seed: plan.seed,
-    });
+    const rt = await controlledHost(plan.seed);
     try {
       const remote = await runFleet(plan, {
         host: new RemoteFleetHost({ target: rt.addresses[0]!, control: rt.control!.address, reset: true }),
@@ -66,14 +72,7 @@ describe('remote fleet', () => {
   it('sends the control token to a control API that needs one (and is refused without it)', async () => {
     const plan = planFleet({ windows: 3, days: 2, seed: 'token' });
     const controlToken = 'fleet-token-0123456789';
-    const rt = await startHostRuntime({
-      listen: [{ host: '127.0.0.1', port: 0 }],
-      control: { host: '127.0.0.1', port: 0 },
-      store: 'memory',
-      clock: 'manual',
-      seed: plan.seed,
-      controlToken,
-    });
+    const rt = await controlledHost(plan.seed, { controlToken });
     try {
       const without = new RemoteFleetHost({
         target: rt.addresses[0]!,
