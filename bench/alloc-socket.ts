@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/alloc-socket.ts [--phase conv|keep] [--seconds N] [--top N] [--tools DIR]`
+ * `npx tsx bench/alloc-socket.ts [--phase conv|keep] [--seconds N] [--top N] [--tools DIR] [--baseline DIR]`
  *
  * JS heap allocated per operation over real loopback sockets, kmslab beside the no-op host
  * (`../shared/tools/noop-host.mjs`, Node's floor), each in its own process: the host runs in-process
@@ -11,7 +11,8 @@
  * what sets the garbage collector's share of a conversation: `serve` keeps V8's young generation at its
  * start size to stay under 80 MB (src/cli/bin.ts), so every allocated byte brings the next scavenge
  * closer, and objects of connections still open at that moment are copied and promoted.
- * kmslab runs from `dist/` (`npm run build` first), memory store, warn-level log. Loopback only.
+ * kmslab runs from `dist/` (`npm run build` first), memory store, warn-level log. `--baseline DIR` also
+ * measures another built checkout's `dist/` in the same run (a before/after side by side). Loopback only.
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -24,12 +25,13 @@ const { flags } = parseArgs(process.argv.slice(2));
 const phase = flags['phase'] === 'keep' ? 'keep' : 'conv';
 const seconds = num(flags['seconds'], 3);
 const top = num(flags['top'], 25);
+const baseline = typeof flags['baseline'] === 'string' ? path.resolve(flags['baseline']) : undefined;
 const tools = path.resolve(
   typeof flags['tools'] === 'string' ? flags['tools'] : path.join(ROOT, '../shared/tools'),
 );
 
 /** Starts the host in this process; resolves with its port. */
-async function startHost(host: 'kmslab' | 'noop'): Promise<number> {
+async function startHost(host: 'kmslab' | 'noop' | 'baseline'): Promise<number> {
   if (host === 'noop') {
     // The shared tool itself, unchanged: it reads its vector and port from argv and listens.
     const port = await freePort();
@@ -38,7 +40,7 @@ async function startHost(host: 'kmslab' | 'noop'): Promise<number> {
     return port;
   }
   const { startHostRuntime } = (await import(
-    pathToFileURL(path.join(ROOT, 'dist/server/runtime.js')).href
+    pathToFileURL(path.join(host === 'baseline' ? baseline! : ROOT, 'dist/server/runtime.js')).href
   )) as {
     startHostRuntime: (o: object) => Promise<{ addresses: { port: number }[] }>;
   };
@@ -59,7 +61,7 @@ async function load(port: number, secs: number): Promise<number> {
 }
 
 /** Child mode: measure one host, print one JSON line. */
-async function measure(host: 'kmslab' | 'noop'): Promise<void> {
+async function measure(host: 'kmslab' | 'noop' | 'baseline'): Promise<void> {
   const port = await startHost(host);
   await load(port, 1); // warm-up: compiled code, steady heap
   let ops = 0;
@@ -76,9 +78,11 @@ async function measure(host: 'kmslab' | 'noop'): Promise<void> {
 }
 
 if (typeof flags['only'] === 'string') {
-  await measure(flags['only'] === 'noop' ? 'noop' : 'kmslab');
+  const only = flags['only'];
+  await measure(only === 'noop' || only === 'baseline' ? only : 'kmslab');
 } else {
-  const results = (['noop', 'kmslab'] as const).map((host) => {
+  const hosts = ['noop', 'kmslab', ...(baseline ? (['baseline'] as const) : [])] as const;
+  const results = hosts.map((host) => {
     const r = spawnSync(
       process.execPath,
       [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2), '--only', host],
@@ -96,12 +100,23 @@ if (typeof flags['only'] === 'string') {
       top: [string, number][];
     };
   });
-  const [noop, kms] = results as [(typeof results)[0], (typeof results)[0]];
+  const [noop, kms, base] = results as [(typeof results)[0], (typeof results)[0], (typeof results)[0]?];
   const op = phase === 'conv' ? 'conversation (c=64 new connections)' : 'keep-alive request (c=8)';
   console.log(`JS heap allocated per ${op}, sampled over ${seconds} s of kmsload:`);
   console.log(`  no-op host  ${String(noop.bytesPerOp).padStart(7)} B   (${noop.ops} ops)`);
   console.log(`  kmslab      ${String(kms.bytesPerOp).padStart(7)} B   (${kms.ops} ops)`);
+  if (base)
+    console.log(`  baseline    ${String(base.bytesPerOp).padStart(7)} B   (${base.ops} ops, ${baseline})`);
   console.log(`kmslab's top allocators (B per op):`);
   for (const [k, v] of kms.top) console.log(`  ${String(v).padStart(6)}  ${k}`);
-  console.log(JSON.stringify({ bench: 'alloc-socket', phase, seconds, noop, kmslab: kms }));
+  console.log(
+    JSON.stringify({
+      bench: 'alloc-socket',
+      phase,
+      seconds,
+      noop,
+      kmslab: kms,
+      ...(base ? { baseline: base } : {}),
+    }),
+  );
 }
