@@ -25,8 +25,16 @@ export class SystemClock implements Scheduler {
   }
 
   at(time: number, fn: () => void): Timer {
-    const t = setTimeout(fn, Math.max(0, time - Date.now()));
-    return { cancel: () => clearTimeout(t) };
+    return new SystemTimer(setTimeout(fn, Math.max(0, time - Date.now())));
+  }
+}
+
+/** One object per armed timer (a closure for cancel would add two more, per connection at the edge). */
+class SystemTimer implements Timer {
+  constructor(private readonly timeout: ReturnType<typeof setTimeout>) {}
+
+  cancel(): void {
+    clearTimeout(this.timeout);
   }
 }
 

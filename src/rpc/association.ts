@@ -63,6 +63,7 @@ import {
   type RequestPdu,
 } from './pdu.js';
 
+/** An association's settings; it keeps the object and never writes it, so associations may share one. */
 export interface AssociationOptions {
   profile: HostProfile;
   /** Secondary address put in bind_ack: the listening port as a decimal string, e.g. '1688' (spec a.4). */
@@ -147,30 +148,24 @@ export class Association {
   private readonly opts: AssociationOptions;
   private readonly framer: Framer;
   private readonly assembler: CallAssembler;
-  private readonly ctx = new Map<number, NdrSyntax>();
-  /** Adds one accepted context (a Map.forEach callback: no iterator or entry arrays per bind). */
-  private readonly acceptContext = (syntax: NdrSyntax, id: number): void => {
-    this.ctx.set(id, syntax);
-  };
-  private readonly outstanding = new Set<number>();
+  /**
+   * The accepted contexts, never written: a bind's is the negotiation's own `accepted` map, an
+   * alter_context's a new map that is shared in turn (alteredContexts). So associations that bound and
+   * altered alike (the cached negotiations of every client of one kind) share one map.
+   */
+  private ctx: ReadonlyMap<number, NdrSyntax> = NO_CONTEXTS;
+  /** Call ids handed out by 'call' actions and not yet answered or cancelled. */
+  private readonly outstanding = new PendingCalls();
   private current: AssociationState = 'unbound';
   private assocGroupId = 0;
   /** The fragment size negotiated at bind: the largest fragment we send and the one we state (spec a.7). */
   private fragSize = HOST_MAX_FRAG;
   private readonly groups: AssociationGroups;
-  /** The header of a big-endian PDU the framer refused, kept to answer it (spec a.2). */
-  private bigEndianHeader: Uint8Array | null = null;
 
   constructor(opts: AssociationOptions) {
     this.opts = opts;
     this.groups = opts.groups ?? new AssociationGroups();
-    this.framer = new Framer({
-      maxPduSize: opts.maxPduSize,
-      checkHeader: (header) => {
-        if ((header[4]! & 0xf0) === 0x00) this.bigEndianHeader = header.slice(0, 16);
-        checkHeaderEarly(header);
-      },
-    });
+    this.framer = new Framer({ maxPduSize: opts.maxPduSize, checkHeader: checkHeaderEarly });
     this.assembler = new CallAssembler({ maxCallSize: opts.maxCallSize });
   }
 
@@ -396,8 +391,7 @@ export class Association {
       secondaryAddress: this.opts.secondaryAddress,
       results,
     });
-    this.ctx.clear();
-    accepted.forEach(this.acceptContext);
+    this.ctx = accepted;
     this.current = 'bound';
     this.send(out, ack);
   }
@@ -420,11 +414,7 @@ export class Association {
       this.fail(out, new ProtocolError('AUTH_NOT_SUPPORTED', 'alter_context with auth_length > 0'), pdu);
       return;
     }
-    const { results, accepted } = negotiation;
-    // Spec a.10: an element with the same p_cont_id replaces the old context, so a rejected one
-    // removes it.
-    for (const c of pdu.contexts) this.ctx.delete(c.contextId);
-    accepted.forEach(this.acceptContext);
+    this.ctx = alteredContexts(this.ctx, pdu, negotiation);
     // Spec a.4: alter_context_resp has flags 0x03 and an empty secondary address; spec a.7: the
     // fragment size stays the one negotiated at bind.
     // vlmcsd: its 2 pad bytes are left over from the previous port string (e.g. "17").
@@ -433,7 +423,7 @@ export class Association {
       maxRecvFrag: this.fragSize,
       assocGroupId: this.assocGroupId,
       secondaryAddress: '',
-      results,
+      results: negotiation.results,
     });
     this.send(out, resp);
   }
@@ -538,7 +528,7 @@ export class Association {
    * connection closes either way: nothing after can be framed.
    */
   private refuseStream(out: AssociationAction[], error: ProtocolError): void {
-    const h = error.code === 'BAD_DREP' ? this.bigEndianHeader : null;
+    const h = error.code === 'BAD_DREP' ? this.framer.refusedHeader : null;
     if (!h) {
       this.fail(out, error);
       return;
@@ -562,6 +552,68 @@ export class Association {
   private fail(out: AssociationAction[], error: ProtocolError, pdu?: Pdu): void {
     this.note(out, 'warn', `${error.code}: ${error.message}`, pdu);
     this.close(out, error.message, error);
+  }
+}
+
+const NO_CONTEXTS: ReadonlyMap<number, NdrSyntax> = new Map();
+
+/** Adds one accepted context to the map `this` (a Map.forEach callback with its thisArg: no closure). */
+function addContext(this: Map<number, NdrSyntax>, syntax: NdrSyntax, id: number): void {
+  this.set(id, syntax);
+}
+
+/** The last context table each alter_context negotiation produced, and from which table. */
+const ALTERED = new WeakMap<
+  NegotiationResult,
+  { from: ReadonlyMap<number, NdrSyntax>; to: ReadonlyMap<number, NdrSyntax> }
+>();
+
+/**
+ * The contexts after an alter_context (spec a.10): an element with the same p_cont_id replaces the old
+ * context, so a rejected one removes it. The result depends only on `from` and on the element list,
+ * which a cached negotiation stands for, so it is memoised per negotiation.
+ */
+function alteredContexts(
+  from: ReadonlyMap<number, NdrSyntax>,
+  pdu: AlterContextPdu,
+  negotiation: NegotiationResult,
+): ReadonlyMap<number, NdrSyntax> {
+  const memo = ALTERED.get(negotiation);
+  if (memo !== undefined && memo.from === from) return memo.to;
+  const to = new Map(from);
+  for (const c of pdu.contexts) to.delete(c.contextId);
+  negotiation.accepted.forEach(addContext, to);
+  ALTERED.set(negotiation, { from, to });
+  return to;
+}
+
+/**
+ * A set of call ids that is nearly always empty or holds one (a client waits for each answer): the
+ * first id in a field, a Set only for a client that pipelines calls.
+ */
+class PendingCalls {
+  private one = -1;
+  private more: Set<number> | undefined;
+
+  has(id: number): boolean {
+    return id === this.one || this.more?.has(id) === true;
+  }
+
+  add(id: number): void {
+    if (this.has(id)) return;
+    if (this.one === -1) this.one = id;
+    else {
+      this.more ??= new Set();
+      this.more.add(id);
+    }
+  }
+
+  delete(id: number): boolean {
+    if (id === this.one) {
+      this.one = -1;
+      return true;
+    }
+    return this.more?.delete(id) === true;
   }
 }
 

@@ -41,6 +41,8 @@ export class Framer {
   /** frag_length of the PDU at the head once its header was validated, else 0. */
   private need = 0;
   private failure: ProtocolError | undefined;
+  /** The 16 header bytes of the PDU whose header was refused (a copy), for an answer that echoes it. */
+  private refused: Uint8Array | null = null;
 
   constructor(opts: FramerOptions) {
     this.maxPduSize = opts.maxPduSize;
@@ -50,6 +52,15 @@ export class Framer {
   /** Bytes received but not yet returned as part of a PDU. */
   get pendingBytes(): number {
     return this.total;
+  }
+
+  /**
+   * A copy of the 16 header bytes the framer refused (the header check threw, or frag_length was out of
+   * range), else null: the caller answers a refused PDU from it (e.g. with the call_id in its own byte
+   * order, spec a.2).
+   */
+  get refusedHeader(): Uint8Array | null {
+    return this.refused;
   }
 
   /** The error that stopped this framer, if any. */
@@ -99,6 +110,15 @@ export class Framer {
   }
 
   private validate(header: Uint8Array): number {
+    try {
+      return this.fragLength(header);
+    } catch (e) {
+      this.refused = header.slice(0, HEADER_LENGTH);
+      throw e;
+    }
+  }
+
+  private fragLength(header: Uint8Array): number {
     // The caller's header check first: it decides whether frag_length can be read at all (a
     // big-endian PDU's is not little-endian; spec a.2, a.10 validate the header before the length).
     this.checkHeader?.(header);

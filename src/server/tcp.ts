@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { type Scheduler, SystemClock, type Timer } from '../host/clock.js';
 import type { Random } from '../host/random.js';
 import type { KmsService } from '../host/service.js';
-import { Association, AssociationGroups } from '../rpc/association.js';
+import { Association, AssociationGroups, type AssociationOptions } from '../rpc/association.js';
 import { NegotiationCache } from '../rpc/negotiate.js';
 import { CallRunner } from './calls.js';
 import { type CloseReason, Connection, type ConnectionAction } from './connection.js';
@@ -84,15 +84,15 @@ class SocketDriver {
   callless = true;
 
   constructor(
-    private readonly server: KmsServer,
+    readonly server: KmsServer,
     readonly socket: net.Socket,
     readonly conn: Connection,
   ) {}
 
-  readonly onData = (chunk: Buffer): void => {
+  data(chunk: Buffer): void {
     this.server.hooks.onPdu?.('c2s', this.conn.id, chunk);
     this.apply(this.conn.receive(chunk, this.server.scheduler.now(), this.socket.writableLength));
-  };
+  }
 
   private readonly onTimer = (): void => {
     this.timer = null;
@@ -135,6 +135,7 @@ class SocketDriver {
           break;
       }
     }
+    conn.settle();
     if (this.callless && conn.answered > 0) server.called(this);
     // Lazily: a later deadline (the idle timeout re-armed by a PDU) keeps the armed timer, which re-arms
     // when it fires early; no timer work per request.
@@ -147,12 +148,29 @@ class SocketDriver {
   }
 
   /** The socket closed (whoever closed it). */
-  readonly onClose = (): void => {
+  closed(): void {
     this.timer?.cancel();
     this.timer = null;
     this.conn.abort('peer');
     this.server.gone(this);
-  };
+  }
+}
+
+/** The driver of an accepted socket, found by the shared listeners below (no closures per connection). */
+const DRIVER = Symbol('kmslab.driver');
+type DrivenSocket = net.Socket & { [DRIVER]: SocketDriver };
+
+function onSocketData(this: DrivenSocket, chunk: Buffer): void {
+  this[DRIVER].data(chunk);
+}
+
+function onSocketClose(this: DrivenSocket): void {
+  this[DRIVER].closed();
+}
+
+function onSocketError(this: DrivenSocket, e: Error): void {
+  const d = this[DRIVER];
+  d.server.logger.debug({ err: e, peer: d.conn.peer, connectionId: d.conn.id }, 'socket error');
 }
 
 export class KmsServer {
@@ -284,29 +302,31 @@ export class KmsServer {
     this.stats.accepted += 1;
     this.stats.open = this.drivers.size;
     if (this.observed) this.emit({ kind: 'connection-open', connectionId: id, peer });
-    socket.on('data', d.onData);
-    socket.on('error', (e) => this.logger.debug({ err: e, peer, connectionId: id }, 'socket error'));
-    socket.on('close', d.onClose);
+    (socket as DrivenSocket)[DRIVER] = d;
+    socket.on('data', onSocketData);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
     d.apply([]);
   }
 
   /**
    * The association maker for connections whose bind_ack states `secondaryAddress` (one per listening
-   * port, made once: no closure per connection).
+   * port, made once: no closure or options object per connection).
    */
   private associationFactory(secondaryAddress: string): () => Association {
     let make = this.factories.get(secondaryAddress);
     if (make === undefined) {
-      make = () =>
-        new Association({
-          profile: this.profile,
-          secondaryAddress,
-          maxPduSize: this.limits.maxPduSize,
-          maxCallSize: this.limits.maxCallSize,
-          newAssocGroupId: this.newAssocGroupId,
-          groups: this.assocGroups,
-          negotiations: this.negotiations,
-        });
+      // One options object for all of them: an association keeps its options for its lifetime.
+      const opts: AssociationOptions = {
+        profile: this.profile,
+        secondaryAddress,
+        maxPduSize: this.limits.maxPduSize,
+        maxCallSize: this.limits.maxCallSize,
+        newAssocGroupId: this.newAssocGroupId,
+        groups: this.assocGroups,
+        negotiations: this.negotiations,
+      };
+      make = () => new Association(opts);
       this.factories.set(secondaryAddress, make);
     }
     return make;

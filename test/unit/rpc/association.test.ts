@@ -358,6 +358,21 @@ describe('Association state machine (spec a.10)', () => {
     expect(fault).toMatchObject({ type: PTYPE.FAULT, flags: 0x23, status: 0x6f7, allocHint: 32 });
   });
 
+  it('calls pipelined before any answer are all pending until each is answered or orphaned', () => {
+    const a = bound();
+    const calls = [2, 3, 4].flatMap((callId) =>
+      a.receive(encodePdu({ ...request, callId })).filter((x) => x.type === 'call'),
+    );
+    expect(calls).toHaveLength(3);
+    expect([2, 3, 4].map((id) => a.isPending(id))).toEqual([true, true, true]);
+    if (calls[1]?.type === 'call') a.respond(calls[1].call, Uint8Array.of(1));
+    expect([2, 3, 4].map((id) => a.isPending(id))).toEqual([true, false, true]);
+    if (calls[0]?.type === 'call') a.fault(calls[0].call, NCA_STATUS.FAULT_NDR);
+    expect([2, 3, 4].map((id) => a.isPending(id))).toEqual([false, false, true]);
+    a.receive(encodePdu({ ...request, callId: 5 }));
+    expect([4, 5].map((id) => a.isPending(id))).toEqual([true, true]);
+  });
+
   it('respond() splits a stub larger than a fragment', () => {
     const a = bound();
     const [act] = a.receive(requestBytes);

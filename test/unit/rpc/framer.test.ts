@@ -54,6 +54,16 @@ describe('Framer', () => {
     expect(f.pendingBytes).toBe(0);
   });
 
+  it('keeps a copy of the header it refused, for an answer that echoes it', () => {
+    const f = new Framer({ maxPduSize: 5840 });
+    expect(f.push(concatBytes(c2s)).length).toBe(3);
+    expect(f.refusedHeader).toBeNull();
+    const bad = header(0xffff);
+    expect(caught(() => f.push(bad)).code).toBe('PDU_TOO_LARGE');
+    expect(toHex(f.refusedHeader!)).toBe(toHex(bad.subarray(0, 16)));
+    expect(f.refusedHeader!.buffer).not.toBe(bad.buffer);
+  });
+
   it('validates the header as soon as 16 bytes are in, before the body', () => {
     const f = new Framer({ maxPduSize: 5840 });
     expect(f.push(header(0xffff).subarray(0, 15))).toEqual([]);

@@ -115,6 +115,21 @@ describe('NegotiationCache', () => {
     }
   });
 
+  it('associations that bound and altered alike share one context table, equal to a fresh one', () => {
+    // The table is what every open connection would otherwise keep a copy of (bench/alloc-socket.ts).
+    const c = conversationCaptures().find((x) =>
+      pdusOf(x, connections(x)[0]!, 'c2s').some((p) => p[2] === 14),
+    )!;
+    const pdus = pdusOf(c, connections(c)[0]!, 'c2s');
+    const { plain, cached } = pair(hostProfile(c), [pdus]);
+    const [a, b, fresh] = [cached(), cached(), plain()];
+    for (const x of [a, b, fresh]) for (const p of pdus) x.receive(p);
+    expect(a.contexts.size).toBeGreaterThan(0);
+    expect(b.contexts).toBe(a.contexts);
+    expect(fresh.contexts).not.toBe(a.contexts);
+    expect([...b.contexts]).toEqual([...fresh.contexts]);
+  });
+
   it('keeps at most `limit` context lists, dropping the oldest, and tells host profiles apart', () => {
     const cache = new NegotiationCache(2);
     const v = { contexts: [], negotiation: { results: [], accepted: new Map() } };

@@ -159,6 +159,7 @@ class Pair {
           break;
       }
     }
+    this.conn.settle();
     // A closed connection is dropped by the driver with whatever it holds: measured while open.
     if (this.closed) return;
     this.peakQueued = Math.max(this.peakQueued, this.conn.queuedInputBytes);
@@ -213,6 +214,15 @@ describe('Connection: a conversation in memory', () => {
       { type: PTYPE.RESPONSE, callId: 4 },
     ]);
     expect(p.conn.answered).toBe(3);
+  });
+
+  it('settle() lets go of the step: an idle connection keeps no answer bytes', () => {
+    const p = new Pair();
+    const conn = p.conn;
+    const step = conn.receive(bind(), p.now, 0);
+    expect(step.some((a) => a.type === 'send')).toBe(true);
+    conn.settle();
+    expect(step).toHaveLength(0);
   });
 
   it('stops reading while a call waits for its commit, and reads on after it', () => {
