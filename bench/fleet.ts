@@ -10,12 +10,27 @@
 
 import type { InProcessHostOptions } from '../src/client/fleet.js';
 import * as srcFleet from '../src/client/fleet.js';
-import { type BenchRow, type BenchSection, isMain, num, parseArgs, rssMB, runStandalone } from './common.js';
+import * as srcAes from '../src/crypto/aes.js';
+import * as srcHmac from '../src/crypto/v6-hmac.js';
+import * as srcStub from '../src/kms/stub.js';
+import {
+  type BenchRow,
+  type BenchSection,
+  isMain,
+  num,
+  parseArgs,
+  rssMB,
+  runStandalone,
+  timeLoop,
+} from './common.js';
 
 const GOAL_S = 6;
 
 type FleetModule = typeof srcFleet;
 let fleet: FleetModule = srcFleet;
+/** The primitives the crypto floor times, from the same code as the fleet (src or dist). */
+type CryptoModules = typeof srcAes & typeof srcHmac & typeof srcStub;
+let crypto: CryptoModules = { ...srcAes, ...srcHmac, ...srcStub };
 
 /**
  * Runs the fleet from the compiled `dist/` (after `npm run build`) instead of the TypeScript sources
@@ -23,6 +38,12 @@ let fleet: FleetModule = srcFleet;
  */
 export async function useDist(): Promise<void> {
   fleet = (await import(new URL('../dist/client/fleet.js', import.meta.url).href)) as FleetModule;
+  const dist = async (m: string) => import(new URL(`../dist/${m}`, import.meta.url).href);
+  crypto = {
+    ...(await dist('crypto/aes.js')),
+    ...(await dist('crypto/v6-hmac.js')),
+    ...(await dist('kms/stub.js')),
+  } as CryptoModules;
 }
 
 export interface FleetBenchOptions {
@@ -32,6 +53,44 @@ export interface FleetBenchOptions {
   days?: number;
   /** Machines in each variant run (0: skip the variants). */
   variantMachines?: number;
+}
+
+/** The last response stub the host answered, whose size the crypto floor uses. */
+let lastResponseStub: Uint8Array | null = null;
+
+/**
+ * The cryptography of one V6 exchange on its own, in this process: what any in-process fleet must run
+ * for each request, whatever else it does. Client: AES-CBC over the 240-byte request. Host: decrypt the
+ * 256 bytes after the version, SHA-256 of Rand2, the HMAC over the response, encrypt it. Client: decrypt
+ * the response, SHA-256 and HMAC again (spec c, d). AES is kmslab's own (src/crypto/aes.ts); the hashes are
+ * @noble/hashes' public API, which the design names. Sizes come from the run's last response.
+ */
+function cryptoFloorUs(): number {
+  const stub = lastResponseStub;
+  const message = stub === null ? null : crypto.unwrapResponseStub(stub, 'ndr32').message;
+  if (message === null) return 0;
+  const cipherLen = message.length - 4;
+  // The HMAC covers the plaintext less the HMAC itself and the PKCS#7 padding (1-16 bytes): take 8.
+  const macLen = cipherLen - 16 - 8;
+  const ks = crypto.expandKey(new Uint8Array(16).fill(1));
+  const iv = new Uint8Array(16);
+  const buf = new Uint8Array(Math.max(cipherLen, 256));
+  const rand = new Uint8Array(16);
+  const out = new Uint8Array(32);
+  const t = 0x01d9_0000_0000_0000n;
+  const macInput = buf.subarray(0, macLen);
+  const r = timeLoop(() => {
+    crypto.cbcEncryptRegion(ks, iv, 0, buf, 0, 240, buf, 0);
+    crypto.cbcDecryptRegion(ks, iv, 0, buf, 0, 256, buf, 0);
+    crypto.sha256Into(rand, out, 0);
+    crypto.v6HmacInto(t, macInput, out, 0);
+    crypto.cbcEncryptRegion(ks, iv, 0, buf, 0, cipherLen, buf, 0);
+    crypto.cbcDecryptRegion(ks, iv, 0, buf, 0, cipherLen, buf, 0);
+    crypto.sha256Into(rand, out, 0);
+    crypto.v6HmacInto(t, macInput, out, 0);
+  }, 1000);
+  // Wall time, as the goal is: the loop is single-threaded and allocates little, so it is its CPU time.
+  return r.us;
 }
 
 async function timed(
@@ -48,6 +107,7 @@ async function timed(
     const t = performance.now();
     const out = handleCall(...args);
     hostMs += performance.now() - t;
+    if (out.kind === 'response') lastResponseStub = out.stub;
     return out;
   };
   const c0 = process.cpuUsage();
@@ -105,7 +165,16 @@ export async function runFleetBench(opts: FleetBenchOptions = {}): Promise<Bench
     { metric: '  of which client (ClientExchange) + schedule', value: main.clientUsPerRequest, unit: 'µs' },
     { metric: 'process RSS after the run', value: main.rssMB, unit: 'MB' },
   ];
-  const data: Record<string, unknown> = { main };
+  // The same-run floor: the exchange's cryptography alone, times the run's requests.
+  const floorUs = cryptoFloorUs();
+  const floorS = Math.round(floorUs * main.requests) / 1e6;
+  rows.push({
+    metric: '  crypto floor: AES + SHA-256/HMAC alone, × requests',
+    value: floorS,
+    unit: 's',
+    note: `${floorUs} µs per exchange, timed alone in this run; leaves ${Math.round((GOAL_S - floorS) * 1000) / 1000} s of the goal for the rest`,
+  });
+  const data: Record<string, unknown> = { main, cryptoFloor: { usPerExchange: floorUs, seconds: floorS } };
   const vm = opts.variantMachines ?? 2000;
   if (vm > 0) {
     const small = {
