@@ -1,20 +1,22 @@
 /**
  * The node:net edge: a thin driver around the sans-io `Connection` (src/server/connection.ts). It
- * carries out the connection's actions on the socket (write, pause/resume, end/destroy), arms one
- * timer per connection for the deadline the connection reports (through the injected Scheduler), and
+ * carries out the connection's actions on the socket (write, pause/resume, end/destroy), keeps the
+ * deadline each connection reports in one queue with one timer for all (`Deadlines`, through the
+ * injected Scheduler), and
  * admits connections: at the cap, the connection open longest without completing a call makes room
  * (see `admit`). Calls and the group commit live in src/server/calls.ts, the event-loop turn that
  * commits them and corks the turn's writes in src/server/turn.ts; the limits in limits.ts.
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { type Scheduler, SystemClock, type Timer } from '../host/clock.js';
+import { type Scheduler, SystemClock } from '../host/clock.js';
 import type { Random } from '../host/random.js';
 import type { KmsService } from '../host/service.js';
 import { Association, AssociationGroups, type AssociationOptions } from '../rpc/association.js';
 import { NegotiationCache } from '../rpc/negotiate.js';
 import { CallRunner } from './calls.js';
 import { type CloseReason, Connection, type ConnectionAction } from './connection.js';
+import { Deadlines, type Queued } from './deadlines.js';
 import { EdgeLog } from './edge-log.js';
 import type { FaultSeam } from './fault-seam.js';
 import { DEFAULT_LIMITS, type ServerLimits } from './limits.js';
@@ -76,10 +78,11 @@ const CLOSE_LOG: Record<CloseReason, readonly ['info' | 'warn' | 'error', string
 };
 const EMPTY = new Uint8Array(0);
 
-/** One socket and its Connection: actions become socket calls; one timer for the deadline. */
-class SocketDriver {
-  private timer: Timer | null = null;
-  private armedFor = Number.POSITIVE_INFINITY;
+/** One socket and its Connection: actions become socket calls; its deadline waits in `Deadlines`. */
+class SocketDriver implements Queued {
+  /** The deadline it is queued for in `Deadlines` (Infinity: not queued), and its place in the heap. */
+  armedFor = Number.POSITIVE_INFINITY;
+  heapIndex = -1;
   /** Whether it is still an eviction candidate (has answered no call yet). */
   callless = true;
 
@@ -94,11 +97,10 @@ class SocketDriver {
     this.apply(this.conn.receive(chunk, this.server.scheduler.now(), this.socket.writableLength));
   }
 
-  private readonly onTimer = (): void => {
-    this.timer = null;
-    this.armedFor = Number.POSITIVE_INFINITY;
-    this.apply(this.conn.timeout(this.server.scheduler.now(), this.socket.writableLength));
-  };
+  /** Its queued deadline came (Deadlines has already taken it out of the queue). */
+  deadlineReached(now: number): void {
+    this.apply(this.conn.timeout(now, this.socket.writableLength));
+  }
 
   committed(): void {
     this.apply(this.conn.committed(this.server.scheduler.now(), this.socket.writableLength));
@@ -137,20 +139,15 @@ class SocketDriver {
     }
     conn.settle();
     if (this.callless && conn.answered > 0) server.called(this);
-    // Lazily: a later deadline (the idle timeout re-armed by a PDU) keeps the armed timer, which re-arms
-    // when it fires early; no timer work per request.
+    // Lazily: a later deadline (the idle timeout re-armed by a PDU) keeps the queued one, which is queued
+    // again when it comes early; no queue work per request.
     const d = conn.deadline;
-    if (d < this.armedFor) {
-      this.timer?.cancel();
-      this.armedFor = d;
-      this.timer = d === Number.POSITIVE_INFINITY ? null : server.scheduler.at(d, this.onTimer);
-    }
+    if (d < this.armedFor) server.deadlines.set(this, d);
   }
 
   /** The socket closed (whoever closed it). */
   closed(): void {
-    this.timer?.cancel();
-    this.timer = null;
+    this.server.deadlines.set(this, Number.POSITIVE_INFINITY);
     this.conn.abort('peer');
     this.server.gone(this);
   }
@@ -187,6 +184,8 @@ export class KmsServer {
   readonly scheduler: Scheduler;
   readonly edgeLog: EdgeLog;
   readonly logger: Logger;
+  /** Every connection's deadline, under one timer. */
+  readonly deadlines: Deadlines<SocketDriver>;
   hooks: ServerHooks;
   private readonly servers: net.Server[] = [];
   private readonly drivers = new Set<SocketDriver>();
@@ -215,6 +214,7 @@ export class KmsServer {
     this.hooks = opts.hooks ?? {};
     this.logger = opts.logger;
     this.scheduler = opts.scheduler ?? new SystemClock();
+    this.deadlines = new Deadlines(this.scheduler);
     this.edgeLog = new EdgeLog(opts.logger, this.scheduler, {
       activation: this.limits.maxActivationLogLinesPerSecond,
     });
