@@ -36,6 +36,18 @@ export interface LoopResult {
 
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
+/** A bench child host: close `rt` on SIGTERM/SIGINT, then exit (1 if closing failed). */
+export function closeOnSignal(rt: { close(): Promise<unknown> }): void {
+  const stop = () => {
+    rt.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
 /**
  * Runs `fn(i)` for at least `ms` milliseconds (after `warmupMs` of warm-up), checking the clock every
  * `batch` calls.

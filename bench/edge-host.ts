@@ -11,6 +11,7 @@
  */
 import type { CallOutcome } from '../src/host/service.js';
 import { startHostRuntime } from '../src/server/runtime.js';
+import { closeOnSignal } from './common.js';
 
 const port = Number(process.argv.at(-1));
 if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new RangeError('usage: edge-host.ts PORT');
@@ -30,11 +31,4 @@ service.handleCall = (stub, syntax, meta, shaper) => {
   cached = o.kind === 'response' ? { kind: 'response', stub: o.stub, event: null, error: null } : o;
   return cached;
 };
-const stop = () => {
-  rt.close().then(
-    () => process.exit(0),
-    () => process.exit(1),
-  );
-};
-process.once('SIGTERM', stop);
-process.once('SIGINT', stop);
+closeOnSignal(rt);

@@ -3,6 +3,7 @@
  * stdout, and runs until SIGTERM. Arguments: `--store memory|PATH`.
  */
 import { startHostRuntime } from '../src/server/runtime.js';
+import { closeOnSignal } from './common.js';
 
 const i = process.argv.indexOf('--store');
 const store = i > 0 ? process.argv[i + 1]! : 'memory';
@@ -13,11 +14,4 @@ const rt = await startHostRuntime({
   seed: 'bench-load',
 });
 process.stdout.write(`${JSON.stringify({ port: rt.addresses[0]!.port, pid: process.pid })}\n`);
-const stop = () => {
-  rt.close().then(
-    () => process.exit(0),
-    () => process.exit(1),
-  );
-};
-process.once('SIGTERM', stop);
-process.once('SIGINT', stop);
+closeOnSignal(rt);

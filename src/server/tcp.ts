@@ -2,9 +2,8 @@
  * The node:net edge: a thin driver around the sans-io `Connection` (src/server/connection.ts). It
  * carries out the connection's actions on the socket (write, pause/resume, end/destroy), keeps the
  * deadline each connection reports in one queue with one timer for all (`Deadlines`, through the
- * injected Scheduler), and
- * admits connections: at the cap, the connection open longest without completing a call makes room
- * (see `admit`). Calls and the group commit live in src/server/calls.ts, the event-loop turn that
+ * injected Scheduler), and admits connections: at the cap, the connection open longest without
+ * completing a call makes room (see `admit`). Calls and the group commit live in src/server/calls.ts, the event-loop turn that
  * commits them and corks the turn's writes in src/server/turn.ts; the limits in limits.ts.
  */
 import net from 'node:net';

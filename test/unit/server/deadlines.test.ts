@@ -26,6 +26,12 @@ class Item implements Queued {
   }
 }
 
+/** A manual clock at T0, a queue on it, and the log every item writes its firings to. */
+function setup(): { clock: ManualClock; queue: Deadlines<Item>; log: { id: number; at: number }[] } {
+  const clock = new ManualClock(T0);
+  return { clock, queue: new Deadlines<Item>(clock), log: [] };
+}
+
 type Op =
   | { kind: 'set'; item: number; in: number }
   | { kind: 'clear'; item: number }
@@ -41,9 +47,7 @@ describe('Deadlines', () => {
   it('fires like a sorted model: each once, in time order, at or after its time, never early', () => {
     fc.assert(
       fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
-        const clock = new ManualClock(T0);
-        const queue = new Deadlines<Item>(clock);
-        const log: { id: number; at: number }[] = [];
+        const { clock, queue, log } = setup();
         const items = Array.from({ length: 8 }, (_, i) => new Item(i, log));
         // The model: item -> due time, for those queued.
         const model = new Map<number, number>();
@@ -87,9 +91,7 @@ describe('Deadlines', () => {
   });
 
   it('fires everything due in one pass, and an item re-queued for now waits for the next timer', () => {
-    const clock = new ManualClock(T0);
-    const queue = new Deadlines<Item>(clock);
-    const log: { id: number; at: number }[] = [];
+    const { clock, queue, log } = setup();
     let again = 0;
     const requeuer = new Item(1, log, (item, now) => {
       if (again++ < 2) queue.set(item, now);
@@ -107,9 +109,7 @@ describe('Deadlines', () => {
   });
 
   it("an item taken out by an earlier one's step does not fire", () => {
-    const clock = new ManualClock(T0);
-    const queue = new Deadlines<Item>(clock);
-    const log: { id: number; at: number }[] = [];
+    const { clock, queue, log } = setup();
     const victim = new Item(2, log);
     const closer = new Item(1, log, () => queue.set(victim, Number.POSITIVE_INFINITY));
     queue.set(closer, T0 + 5);
@@ -122,9 +122,7 @@ describe('Deadlines', () => {
   });
 
   it('moves its one timer to an earlier deadline and back to the next one when the earliest leaves', () => {
-    const clock = new ManualClock(T0);
-    const queue = new Deadlines<Item>(clock);
-    const log: { id: number; at: number }[] = [];
+    const { clock, queue, log } = setup();
     const late = new Item(1, log);
     const early = new Item(2, log);
     queue.set(late, T0 + 100);
