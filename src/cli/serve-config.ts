@@ -162,7 +162,7 @@ export const SERVE_FLAGS: Record<ServeKey, readonly [flag: string, help: string]
   ],
   maxActivationLogLines: [
     '--max-activation-log-lines <n>',
-    '"activation request" log lines per second, host-wide; the next line says how many were left out (default 100)',
+    '"activation request" log lines per second, host-wide, at most half for one client; the next line says how many were left out (default 100)',
   ],
   ndr64: ['--no-ndr64', 'act as a Vista/7-era host that does not use NDR64'],
   dns: [

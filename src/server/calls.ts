@@ -157,13 +157,14 @@ export class CallRunner implements CallHandler {
       // Bounded (limits.maxActivationLogLinesPerSecond); the level check first keeps a warn-level host
       // from reading the clock for lines it would not write.
       if (outcome.event && ctx.logger.isLevelEnabled('info'))
-        ctx.edgeLog.line('activation', 'info', outcome.event, 'activation request');
+        ctx.edgeLog.line('activation', 'info', outcome.event, 'activation request', conn.address);
       if (outcome.error) {
         ctx.edgeLog.line(
           'bad-request',
           'warn',
           { peer: conn.peer, connectionId: conn.id, code: outcome.error.code, err: outcome.error.message },
           'bad KMS request',
+          conn.address,
         );
       }
       if (outcome.kind === 'fault') {

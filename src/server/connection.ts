@@ -77,7 +77,10 @@ export interface CallHandler {
 
 export interface ConnectionOptions {
   id: number;
+  /** `address:port` of the client. */
   peer: string;
+  /** The client's address alone (its log-line share is per address: edge-log.ts). Default: from `peer`. */
+  address?: string;
   now: number;
   limits: ServerLimits;
   /**
@@ -95,6 +98,12 @@ export interface ConnectionOptions {
  */
 export function empty(a: unknown[]): void {
   while (a.length > 0) a.pop();
+}
+
+/** The address part of `address:port` (IPv6 too: the port follows the last colon); else all of it. */
+function addressOf(peer: string): string {
+  const i = peer.lastIndexOf(':');
+  return i < 0 ? peer : peer.slice(0, i);
 }
 
 const PAUSE: ConnectionAction = { type: 'pause' };
@@ -116,6 +125,8 @@ type Held =
 export class Connection {
   readonly id: number;
   readonly peer: string;
+  /** The client's address, without the port. */
+  readonly address: string;
   /** When it was accepted (edge clock). */
   readonly openedAt: number;
   /** Calls run (staged) on this connection. */
@@ -149,6 +160,7 @@ export class Connection {
   constructor(o: ConnectionOptions) {
     this.id = o.id;
     this.peer = o.peer;
+    this.address = o.address ?? addressOf(o.peer);
     this.openedAt = o.now;
     this.limits = o.limits;
     this.newAssociation = o.newAssociation;

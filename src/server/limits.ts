@@ -29,8 +29,10 @@ export interface ServerLimits {
   maxQueuedInput: number;
   /**
    * "activation request" log lines (info) per second, host-wide: a client sending requests as fast as
-   * it can must not turn into as many log lines (~900 B each). The next line after a busy second
-   * carries `suppressed: N`; every request is still in the history, the metrics and the observations.
+   * it can must not turn into as many log lines (~900 B each). One client address gets at most half of
+   * them (edge-log.ts), so such a client cannot silence everyone else's. The next line logged after
+   * lines were left out carries `suppressed: N`; every request is still in the history, the metrics and
+   * the observations.
    */
   maxActivationLogLinesPerSecond: number;
 }

@@ -124,7 +124,13 @@ class SocketDriver implements Queued {
           server.turn.awaitCommit(this);
           break;
         case 'note':
-          server.edgeLog.line('note', a.level, { peer: conn.peer, connectionId: conn.id }, a.message);
+          server.edgeLog.line(
+            'note',
+            a.level,
+            { peer: conn.peer, connectionId: conn.id },
+            a.message,
+            conn.address,
+          );
           break;
         case 'close':
           server.closing(this, a);
@@ -281,20 +287,29 @@ export class KmsServer {
   }
 
   private accept(socket: net.Socket, listenPort?: string): void {
-    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    const address = socket.remoteAddress ?? '';
+    const peer = `${address}:${socket.remotePort}`;
     if (this.shuttingDown || !this.admit()) {
-      this.refuse(socket, peer, 'limit');
+      this.refuse(socket, peer, address, 'limit');
       return;
     }
     if (this.hooks.faults !== undefined && !this.hooks.faults.accept(peer)) {
-      this.refuse(socket, peer, 'fault');
+      this.refuse(socket, peer, address, 'fault');
       return;
     }
     const id = this.nextConnectionId++;
     const secondaryAddress = this.opts.secondaryAddress ?? listenPort ?? String(socket.localPort ?? 1688);
     const newAssociation = this.associationFactory(secondaryAddress);
     const now = this.scheduler.now();
-    const conn = new Connection({ id, peer, now, limits: this.limits, newAssociation, handler: this.calls });
+    const conn = new Connection({
+      id,
+      peer,
+      address,
+      now,
+      limits: this.limits,
+      newAssociation,
+      handler: this.calls,
+    });
     const d = new SocketDriver(this, socket, conn);
     this.drivers.add(d);
     this.callless.add(d);
@@ -354,12 +369,13 @@ export class KmsServer {
     return true;
   }
 
-  private refuse(socket: net.Socket, peer: string, reason: 'limit' | 'fault'): void {
+  private refuse(socket: net.Socket, peer: string, address: string, reason: 'limit' | 'fault'): void {
     this.stats.rejected += 1;
     const fields = { peer, open: this.drivers.size };
     if (reason === 'limit')
-      this.edgeLog.line('refused', 'warn', fields, 'connection refused: connection limit reached');
-    else this.edgeLog.line('refused-fault', 'info', fields, 'connection refused by an injected fault');
+      this.edgeLog.line('refused', 'warn', fields, 'connection refused: connection limit reached', address);
+    else
+      this.edgeLog.line('refused-fault', 'info', fields, 'connection refused by an injected fault', address);
     if (this.observed) this.emit({ kind: 'connection-rejected', peer, reason });
     socket.destroy();
   }
@@ -378,7 +394,7 @@ export class KmsServer {
     if (a.code !== undefined) fields.code = a.code;
     if (a.reason === 'unread') fields.unsent = c.unsentBytes;
     if (a.reason === 'request-limit') fields.requests = c.answered;
-    this.edgeLog.line(a.reason, line[0], fields, line[1]);
+    this.edgeLog.line(a.reason, line[0], fields, line[1], c.address);
   }
 
   /** The connection answered its first call: no longer an eviction candidate. */

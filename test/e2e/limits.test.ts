@@ -375,18 +375,32 @@ describe('limits: requests', () => {
     expect(h.rt.store.historyCount()).toBe(6);
   });
 
-  it("maxActivationLogLinesPerSecond 2: 5 requests in one second of edge time log 2 lines; the next second's first line says 3 were left out; all 6 are in the history", async () => {
-    const h = await host({ maxActivationLogLinesPerSecond: 2 });
-    const c = await RawKmsClient.connect(h.addr, { nowMs: T0, seed: 'log-rate', ndr64: false, btfn: false });
-    sockets.push(c.conn);
+  it("maxActivationLogLinesPerSecond 4: one client's 5 requests in a second of edge time log its share, 2 lines; a second client's request that second is still logged and carries the 3 left out; all 7 are in the history", async () => {
+    const h = await host({ maxActivationLogLinesPerSecond: 4 });
+    const a = await RawKmsClient.connect(h.addr, { nowMs: T0, seed: 'log-rate', ndr64: false, btfn: false });
+    sockets.push(a.conn);
     const lines = () => h.logs.filter((l) => l.msg === 'activation request');
-    for (let i = 0; i < 5; i++) expect((await c.activate()).hresult).toBe(HResult.S_OK);
+    const peers = () => lines().map((l) => (l as LogLine & { peer: string }).peer.split(':')[0]);
+    for (let i = 0; i < 5; i++) expect((await a.activate()).hresult).toBe(HResult.S_OK);
     expect(lines().map((l) => l.suppressed)).toEqual([undefined, undefined]);
-    h.clock.advance(1000);
-    expect((await c.activate()).hresult).toBe(HResult.S_OK);
+    // Another client (another loopback address) in the same second: the flood left room for it.
+    const b = await RawKmsClient.connect(h.addr, {
+      nowMs: T0,
+      seed: 'log-rate-b',
+      ndr64: false,
+      btfn: false,
+      localAddress: '127.0.0.2',
+    });
+    sockets.push(b.conn);
+    expect((await b.activate()).hresult).toBe(HResult.S_OK);
     await waitFor(h, () => lines().length === 3);
+    expect(peers()).toEqual(['127.0.0.1', '127.0.0.1', '127.0.0.2']);
     expect(lines()[2]!.suppressed).toBe(3);
-    expect(h.rt.store.historyCount()).toBe(6);
+    h.clock.advance(1000);
+    expect((await a.activate()).hresult).toBe(HResult.S_OK);
+    await waitFor(h, () => lines().length === 4);
+    expect(lines()[3]!.suppressed).toBeUndefined();
+    expect(h.rt.store.historyCount()).toBe(7);
     // The count is on the log line only: the stored record and the observed event do not carry it.
     expect(h.rt.store.history().some((r) => 'suppressed' in r)).toBe(false);
   });

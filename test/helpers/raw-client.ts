@@ -116,9 +116,10 @@ export class RawSocket {
     });
   }
 
-  static connect(addr: Addr): Promise<RawSocket> {
+  /** `localAddress`: the client's own address (another loopback one, e.g. 127.0.0.2, is another client). */
+  static connect(addr: Addr, localAddress?: string): Promise<RawSocket> {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ host: addr.host, port: addr.port, noDelay: true });
+      const s = net.connect({ host: addr.host, port: addr.port, noDelay: true, localAddress });
       s.once('connect', () => {
         s.off('error', reject);
         resolve(new RawSocket(s));
@@ -381,6 +382,8 @@ export interface RawClientOptions extends BindOffer {
   seed?: string | number;
   /** ClientTime of requests, ms since the epoch (default 2026-01-01, the ManualClock's default start). */
   nowMs?: number;
+  /** The client's own loopback address (default: the system's choice, 127.0.0.1). */
+  localAddress?: string;
 }
 
 /**
@@ -403,7 +406,7 @@ export class RawKmsClient {
 
   /** Connects and binds. Throws if the host does not answer the bind with a bind_ack. */
   static async connect(addr: Addr, opts: RawClientOptions = {}): Promise<RawKmsClient> {
-    const c = new RawKmsClient(await RawSocket.connect(addr), opts);
+    const c = new RawKmsClient(await RawSocket.connect(addr, opts.localAddress), opts);
     try {
       await c.bind();
     } catch (e) {
