@@ -48,8 +48,8 @@ export function v6Hmac(clientTime: bigint, message: Uint8Array, k = 0): Uint8Arr
 // again. noble's own `hmac.create(...).clone()` costs about 1.4 µs more per MAC here (its clone builds the
 // object with Object.create), and `_cloneInto` into a reused instance is not public API. The digests go
 // to reused buffers. Equivalence with node:crypto: test/unit/crypto/v6-hmac.test.ts.
-// (node:crypto's createHmac is ~0.5 µs faster per exchange here, not enough to leave @noble/hashes,
-// which the design names.)
+// (node:crypto is 1.2–1.5 µs faster per response here, docs/dependencies.md; @noble/hashes stays, as
+// the design names it.)
 const DIGEST = new Uint8Array(32);
 const INNER = new Uint8Array(32);
 
