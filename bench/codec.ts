@@ -12,8 +12,10 @@
  *
  * The aim: under 20 µs per V6 exchange on the host.
  */
+import crypto from 'node:crypto';
 import { defaultCatalog } from '../src/catalog/products.js';
 import { type ExchangeRequest, InProcessFleetHost, planFleet } from '../src/client/fleet.js';
+import { sha256Into, v6HmacInto, v6HmacKey } from '../src/crypto/v6-hmac.js';
 import { ManualClock } from '../src/host/clock.js';
 import { randomGuid, SeededRandom } from '../src/host/random.js';
 import { KmsService } from '../src/host/service.js';
@@ -175,6 +177,42 @@ export async function runCodecBench(opts: CodecBenchOptions = {}): Promise<Bench
       exchange,
     };
   }
+  // A V6 response's hashing (HMAC-SHA256 of its ~200 bytes, SHA-256 of Rand2) through @noble/hashes as
+  // the host does it, beside node:crypto as a reference only (docs/dependencies.md says why noble stays).
+  // Alternating, the lower of two timings each.
+  const message = new Uint8Array(200).map((_, i) => i);
+  const rand2 = new Uint8Array(16).fill(7);
+  const out = new Uint8Array(48);
+  const clientTime = fileTimeFromMs(Date.UTC(2026, 0, 1));
+  const key = v6HmacKey(clientTime);
+  const noble = () =>
+    timeLoop(() => {
+      v6HmacInto(clientTime, message, out, 0);
+      sha256Into(rand2, out, 16);
+    }, ms / 2);
+  const node = () =>
+    timeLoop(() => {
+      crypto.createHmac('sha256', key).update(message).digest();
+      crypto.createHash('sha256').update(rand2).digest();
+    }, ms / 2);
+  const [n1, r1, n2, r2] = [noble(), node(), noble(), node()];
+  const nobleCpu = Math.min(n1.cpuUs, n2.cpuUs);
+  const nodeCpu = Math.min(r1.cpuUs, r2.cpuUs);
+  rows.push(
+    {
+      metric: 'V6 response hashes, @noble/hashes',
+      value: nobleCpu,
+      unit: 'µs cpu',
+      note: 'HMAC-SHA256 of 200 B + SHA-256 of 16 B, as the host does',
+    },
+    {
+      metric: 'V6 response hashes, node:crypto (reference)',
+      value: nodeCpu,
+      unit: 'µs cpu',
+      note: `createHmac + createHash; noble costs ${(nobleCpu - nodeCpu).toFixed(2)} µs more`,
+    },
+  );
+  data['responseHashes'] = { nobleCpuUs: nobleCpu, nodeCryptoCpuUs: nodeCpu };
   return { name: 'codec', rows, data };
 }
 
