@@ -1,4 +1,5 @@
 /** `kmslab fleet`'s implementation: fleet.ts defines the command and loads this module when it runs. */
+import os from 'node:os';
 import {
   type FleetHost,
   type FleetResult,
@@ -110,6 +111,9 @@ export async function fleetCommand(flags: FleetFlags): Promise<void> {
           seed: plan.seed,
           start: plan.start,
           keepHistory: flags.keepHistory === true,
+          // Same requests and results either way (test/unit/fleet/client-thread.test.ts); a second
+          // core takes the client side.
+          clientThread: flags.oneThread !== true && os.availableParallelism() > 1,
         });
   const bar = new ProgressBar(process.stderr);
   let result: FleetResult;

@@ -24,6 +24,7 @@ export interface FleetFlags {
   out?: string;
   json?: boolean;
   keepHistory?: boolean;
+  oneThread?: boolean;
   progress: boolean;
 }
 
@@ -61,6 +62,10 @@ export function registerFleet(program: Command): void {
     .option('--out <dir>', 'write fleet-timeline.json, fleet-timeline.csv and fleet-timeline.svg here')
     .option('--json', 'print the whole result as JSON on stdout')
     .option('--keep-history', "in-process: keep the host's per-request history (slower, much more memory)")
+    .option(
+      '--one-thread',
+      "in-process: run the clients on the host's thread (default: on a worker thread when there is more than one core; same results)",
+    )
     .option('--no-progress', 'no progress bar on the terminal')
     .action(async (flags: FleetFlags) => {
       const { fleetCommand } = await import('./fleet-run.js');

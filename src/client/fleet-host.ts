@@ -3,6 +3,8 @@
  * crypto and pool logic through `handleCall`), or a remote kmslab host reached over TCP with
  * KmsClient, its manual clock moved through the control API.
  */
+
+import { Worker } from 'node:worker_threads';
 import { type Catalog, defaultCatalog } from '../catalog/products.js';
 import { ManualClock } from '../host/clock.js';
 import type { HostPolicy } from '../host/policy.js';
@@ -10,33 +12,14 @@ import { SeededRandom } from '../host/random.js';
 import { KmsService } from '../host/service.js';
 import { ClientExchange, prepareRequest, type RequestTemplate } from '../kms/exchange.js';
 import { hresultHex } from '../kms/hresult.js';
-import type { KmsRequestBody } from '../kms/messages.js';
 import { MemoryStore } from '../store/memory.js';
 import type { Store, StoreChange } from '../store/store.js';
 import { isProtocolError } from '../wire/errors.js';
 import { fileTimeFromMs } from '../wire/filetime.js';
-import { type Guid, NIL_GUID } from '../wire/guid.js';
+import type { Guid } from '../wire/guid.js';
 import { type HostPort, KmsClient } from './client.js';
 import type { ExchangeOutcome, ExchangeRequest, FleetHost, FleetPlan } from './fleet.js';
-
-function requestBody(req: ExchangeRequest): KmsRequestBody {
-  const { machine: m, product: p } = req;
-  return {
-    minorVersion: 0,
-    majorVersion: p.protocol,
-    vmInfo: m.vm ? 1 : 0,
-    licenseStatus: req.licenseStatus,
-    bindingExpiration: req.bindingExpiration,
-    applicationId: p.applicationId,
-    skuId: p.skuId,
-    kmsId: p.kmsId,
-    cmid: m.cmid,
-    requiredClientCount: p.requiredCount,
-    clientTime: fileTimeFromMs(req.now),
-    previousCmid: NIL_GUID,
-    workstation: m.workstation,
-  };
-}
+import { CAPACITY, FleetChannel, type FleetWorkerData, OUTCOME, requestBody } from './fleet-channel.js';
 
 function failure(error: string): ExchangeOutcome {
   return { count: null, activationInterval: 0, renewalInterval: 0, hresult: 0, error };
@@ -72,7 +55,18 @@ export interface InProcessHostOptions {
    * serve host's default: a fleet run is inspected afterwards). Default false.
    */
   keepHistory?: boolean;
+  /**
+   * Run the client side (encoding requests, verifying answers) on a worker thread while this thread
+   * runs only the host, a batch of requests at a time (see `exchangeBatch`). The requests, answers and
+   * results are the same as without it, byte for byte; only the wall time differs. Default false.
+   */
+  clientThread?: boolean;
 }
+
+/** How long the host thread waits for the client worker before it calls it stuck. */
+const WORKER_TIMEOUT_MS = 60_000;
+/** The fleet's retry interval before a host has answered (fleet.ts DEFAULT_ACTIVATION_INTERVAL_MIN). */
+const FIRST_RETRY_MIN = 120;
 
 /** KmsService in this process on a ManualClock; each request is a full NDR32 stub through handleCall. */
 export class InProcessFleetHost implements FleetHost {
@@ -87,9 +81,16 @@ export class InProcessFleetHost implements FleetHost {
   /** Each request is its own connection, as a real client's is. */
   private readonly conn = { peer: 'fleet', connectionId: 0 };
   private seenEpid: string | null = null;
+  private readonly seed: string;
+  private readonly clientThread: boolean;
+  private worker: Worker | null = null;
+  private channel: FleetChannel | null = null;
+  private planned = false;
 
   constructor(opts: InProcessHostOptions = {}) {
     const seed = String(opts.seed ?? 1);
+    this.seed = seed;
+    this.clientThread = opts.clientThread ?? false;
     this.clock = new ManualClock(opts.start ?? Date.UTC(2026, 0, 1));
     this.service = new KmsService({
       clock: this.clock,
@@ -106,12 +107,164 @@ export class InProcessFleetHost implements FleetHost {
       : opts.keepHistory
         ? 'memory store with history'
         : 'memory store, no history';
-    this.description = `in-process KmsService (${store})`;
+    this.description = `in-process KmsService (${store})${this.clientThread ? ', clients on a worker thread' : ''}`;
   }
 
-  /** A new plan: forget the prepared requests (machine ids are per plan). The pools stay. */
-  start(_plan: FleetPlan): void {
+  /**
+   * A new plan: forget the prepared requests (machine ids are per plan). The pools stay. With
+   * `clientThread`, starts the client worker (once: such a host runs one plan).
+   */
+  start(plan: FleetPlan): void | Promise<void> {
     this.templates.length = 0;
+    if (!this.clientThread) return;
+    // The worker's request IVs start from the seed: a second plan would not continue them as `exchange`
+    // does.
+    if (this.planned) throw new Error('an InProcessFleetHost with clientThread runs one plan');
+    this.planned = true;
+    const channel = FleetChannel.create();
+    const data: FleetWorkerData = {
+      buffer: channel.buffer,
+      seed: this.seed,
+      plan: { machines: plan.machines, products: plan.products },
+    };
+    // From dist/ the worker is plain JavaScript; from the TypeScript sources (tests, `tsx`) it needs
+    // tsx's loader too.
+    const fromSource = import.meta.url.endsWith('.ts');
+    const url = new URL(`./fleet-worker.${fromSource ? 'ts' : 'js'}`, import.meta.url);
+    const worker = fromSource
+      ? new Worker(
+          `import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(url.href)}); });`,
+          { eval: true, workerData: data },
+        )
+      : new Worker(url, { workerData: data });
+    this.worker = worker;
+    this.channel = channel;
+    // Ready once its modules are loaded: a worker that cannot load fails here, not in a batch.
+    return new Promise<void>((resolve, reject) => {
+      const fail = (e: unknown) =>
+        reject(e instanceof Error ? e : new Error(`fleet client worker exited (${e})`));
+      worker.once('message', () => {
+        worker.off('error', fail);
+        worker.off('exit', fail);
+        resolve();
+      });
+      worker.once('error', fail);
+      worker.once('exit', fail);
+    });
+  }
+
+  /**
+   * The longest stretch of virtual time `exchangeBatch` may take in one batch (0: no batches). A
+   * machine's next request comes at least the host's shortest interval after its last one, so no
+   * machine asks twice within it and every request a batch schedules comes after the batch: the
+   * order is the one `exchange` one at a time would give.
+   */
+  get batchWindowMs(): number {
+    if (this.channel === null) return 0;
+    const p = this.service.state.policy;
+    const minutes = Math.min(p.activationInterval, p.renewalInterval, FIRST_RETRY_MIN);
+    return minutes >= 1 ? minutes * 60_000 : 0;
+  }
+
+  /**
+   * `exchange` for each request, in order, with the client side on the worker: it encodes ahead of
+   * the host and verifies behind it. Requests must be for distinct machines.
+   */
+  exchangeBatch(reqs: readonly ExchangeRequest[]): ExchangeOutcome[] {
+    const out: ExchangeOutcome[] = [];
+    for (let from = 0; from < reqs.length; from += CAPACITY)
+      this.runBatch(reqs, from, Math.min(reqs.length, from + CAPACITY), out);
+    return out;
+  }
+
+  private runBatch(reqs: readonly ExchangeRequest[], from: number, to: number, out: ExchangeOutcome[]): void {
+    const ch = this.channel!;
+    const ctrl = ch.ctrl;
+    const n = to - from;
+    for (let i = 0; i < n; i++) {
+      const r = reqs[from + i]!;
+      ch.desc[4 * i] = r.machine.id;
+      ch.desc[4 * i + 1] = r.now;
+      ch.desc[4 * i + 2] = r.licenseStatus;
+      ch.desc[4 * i + 3] = r.bindingExpiration;
+    }
+    Atomics.store(ctrl, FleetChannel.ENCODED, 0);
+    Atomics.store(ctrl, FleetChannel.ANSWERED, 0);
+    Atomics.store(ctrl, FleetChannel.VERIFIED, 0);
+    Atomics.store(ctrl, FleetChannel.SIZE, n);
+    Atomics.add(ctrl, FleetChannel.BATCH, 1);
+    Atomics.notify(ctrl, FleetChannel.BATCH);
+    const conn = this.conn;
+    for (let i = 0; i < n; i++) {
+      this.waitFor(FleetChannel.ENCODED, i + 1);
+      const r = reqs[from + i]!;
+      this.clock.set(r.now);
+      conn.connectionId += 1;
+      const o = this.service.handleCall(ch.request(i), 'ndr32', conn);
+      const at = i * OUTCOME.SIZE;
+      if (o.kind === 'fault') {
+        ch.outcome[at] = OUTCOME.FAULT;
+        ch.outcome[at + 4] = o.status;
+      } else {
+        ch.outcome[at] = OUTCOME.NONE;
+        ch.putResponse(i, o.stub);
+      }
+      Atomics.store(ctrl, FleetChannel.ANSWERED, i + 1);
+      Atomics.notify(ctrl, FleetChannel.ANSWERED);
+    }
+    this.waitFor(FleetChannel.VERIFIED, n);
+    for (let i = 0; i < n; i++) {
+      const at = i * OUTCOME.SIZE;
+      const o = ch.outcome;
+      switch (o[at]) {
+        case OUTCOME.ANSWERED:
+          out.push({
+            count: o[at + 1]!,
+            activationInterval: o[at + 2]!,
+            renewalInterval: o[at + 3]!,
+            hresult: 0,
+            error: null,
+          });
+          break;
+        case OUTCOME.REFUSED:
+          out.push({
+            count: null,
+            activationInterval: 0,
+            renewalInterval: 0,
+            hresult: o[at + 4]!,
+            error: null,
+          });
+          break;
+        case OUTCOME.FAULT:
+          out.push(failure(`FAULT: the host answered with an RPC fault, status ${hresultHex(o[at + 4]!)}`));
+          break;
+        default:
+          out.push(failure(ch.textAt(i)));
+      }
+    }
+    if (this.seenEpid === null && ch.hasText(FleetChannel.EPID_SLOT))
+      this.seenEpid = ch.textAt(FleetChannel.EPID_SLOT);
+  }
+
+  /** Stops the client worker, if there is one. */
+  async close(): Promise<void> {
+    const w = this.worker;
+    if (w === null) return;
+    this.worker = null;
+    await w.terminate();
+  }
+
+  /** Blocks until the worker has moved counter `k` to `n`; throws if it failed or went silent. */
+  private waitFor(k: number, n: number): void {
+    const ctrl = this.channel!.ctrl;
+    for (;;) {
+      const v = Atomics.load(ctrl, k);
+      if (v >= n) return;
+      if (Atomics.load(ctrl, FleetChannel.FAILED) !== 0)
+        throw new Error(`fleet client worker failed: ${this.channel!.textAt(FleetChannel.ERROR_SLOT)}`);
+      if (Atomics.wait(ctrl, k, v, WORKER_TIMEOUT_MS) === 'timed-out' && Atomics.load(ctrl, k) === v)
+        throw new Error(`fleet client worker did not answer for ${WORKER_TIMEOUT_MS / 1000} s`);
+    }
   }
 
   exchange(req: ExchangeRequest): ExchangeOutcome {

@@ -228,6 +228,13 @@ export interface FleetHost {
   readonly description: string;
   start?(plan: FleetPlan): void | Promise<void>;
   exchange(req: ExchangeRequest): ExchangeOutcome | Promise<ExchangeOutcome>;
+  /**
+   * Optional: `exchange` for several machines' requests in order, at once. runFleet uses it for the
+   * requests of each stretch of `batchWindowMs` virtual time (read after `start`; 0: never), which
+   * must be no longer than the shortest interval a machine waits between two requests.
+   */
+  exchangeBatch?(reqs: readonly ExchangeRequest[]): ExchangeOutcome[];
+  readonly batchWindowMs?: number;
   /** Count of each pool (by application id) at virtual time `at`, as the host sees it. */
   poolCounts(
     at: number,
@@ -532,28 +539,25 @@ export async function runFleet(plan: FleetPlan, opts: RunFleetOptions = {}): Pro
       opts.onProgress?.({ day, days: plan.days, requests: totals.requests, virtualTime: boundary - DAY });
     };
 
-    for (;;) {
-      const t = queue.peekTime();
-      while (t >= boundary && day < plan.days) await closeDay();
-      if (day >= plan.days || t >= end) break;
-      const m = machines[queue.pop()]!;
+    /** The request of machine `m` at `t`, or null when it has left for good. */
+    const requestOf = (m: MachineState, t: number): ExchangeRequest | null => {
       const s = m.spec;
-      if (s.leave !== null && t >= s.leave) continue; // gone for good
+      if (s.leave !== null && t >= s.leave) return null; // gone for good
       const lic = licenseState({ arrive: s.arrive, activatedUntil: m.activatedUntil }, t);
-      const req: ExchangeRequest = {
+      return {
         machine: s,
         product: m.product,
         now: t,
         licenseStatus: lic.status,
         bindingExpiration: lic.minutes,
       };
-      const x = host.exchange(req);
-      const o = isPromise(x) ? await x : x;
+    };
+    /** Counts the outcome of `m`'s request at `t` and returns when it asks next. */
+    const settle = (m: MachineState, t: number, o: ExchangeOutcome): number => {
       m.requests++;
       m.lastContact = t;
       row.requests++;
       totals.requests++;
-      let next: number;
       if (o.count !== null && o.error === null && o.hresult === 0) {
         if (o.activationInterval > 0) m.retryMinutes = o.activationInterval;
         if (o.count >= m.product.requiredCount) {
@@ -564,21 +568,60 @@ export async function runFleet(plan: FleetPlan, opts: RunFleetOptions = {}): Pro
           }
           row.activations++;
           totals.activations++;
-          next = t + o.renewalInterval * MINUTE;
-        } else {
-          row.insufficient++;
-          totals.insufficient++;
-          next = t + m.retryMinutes * MINUTE;
+          return t + o.renewalInterval * MINUTE;
         }
-      } else {
-        m.errors++;
-        row.errors++;
-        totals.errors++;
-        const code = o.error ? o.error.split(':', 1)[0]! : `hresult ${hresultHex(o.hresult)}`;
-        totals.errorsByCode[code] = (totals.errorsByCode[code] ?? 0) + 1;
-        next = t + m.retryMinutes * MINUTE;
+        row.insufficient++;
+        totals.insufficient++;
+        return t + m.retryMinutes * MINUTE;
       }
-      queue.push(next, s.id);
+      m.errors++;
+      row.errors++;
+      totals.errors++;
+      const code = o.error ? o.error.split(':', 1)[0]! : `hresult ${hresultHex(o.hresult)}`;
+      totals.errorsByCode[code] = (totals.errorsByCode[code] ?? 0) + 1;
+      return t + m.retryMinutes * MINUTE;
+    };
+    const window = host.exchangeBatch !== undefined ? (host.batchWindowMs ?? 0) : 0;
+    const batch: ExchangeRequest[] = [];
+    const batchMachines: MachineState[] = [];
+
+    for (;;) {
+      const t = queue.peekTime();
+      while (t >= boundary && day < plan.days) await closeDay();
+      if (day >= plan.days || t >= end) break;
+      if (window > 0) {
+        // Every request before `until`, at once: each machine asks at most once in it, and what
+        // they schedule comes at `until` or later (batchWindowMs), so the order is unchanged.
+        const until = Math.min(t + window, boundary, end);
+        batch.length = 0;
+        batchMachines.length = 0;
+        while (queue.peekTime() < until) {
+          const when = queue.peekTime();
+          const m = machines[queue.pop()]!;
+          const req = requestOf(m, when);
+          if (req === null) continue;
+          batch.push(req);
+          batchMachines.push(m);
+        }
+        const outcomes = host.exchangeBatch!(batch);
+        for (let i = 0; i < batch.length; i++) {
+          const m = batchMachines[i]!;
+          const next = settle(m, batch[i]!.now, outcomes[i]!);
+          if (next < until) {
+            throw new Error(
+              `fleet: machine ${m.spec.id} asks again ${next - batch[i]!.now} ms after its request, inside the host's batch window of ${window} ms`,
+            );
+          }
+          queue.push(next, m.spec.id);
+        }
+        continue;
+      }
+      const m = machines[queue.pop()]!;
+      const req = requestOf(m, t);
+      if (req === null) continue;
+      const x = host.exchange(req);
+      const o = isPromise(x) ? await x : x;
+      queue.push(settle(m, t, o), m.spec.id);
     }
     while (day < plan.days) await closeDay();
   } finally {
