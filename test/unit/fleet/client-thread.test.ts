@@ -38,6 +38,21 @@ describe('fleet with the client on a worker thread', () => {
     expect(comparable(b)).toEqual(comparable(a));
   });
 
+  it('a host error in the middle of a batch fails the run, and the worker is stopped', async () => {
+    const plan = planFleet({ windows: 40, days: 3, seed: 'thread-throw' });
+    const h = new InProcessFleetHost({ seed: plan.seed, start: plan.start, clientThread: true });
+    const real = h.service.handleCall.bind(h.service);
+    let calls = 0;
+    h.service.handleCall = (...args: Parameters<typeof real>) => {
+      if (++calls === 25) throw new Error('store gone');
+      return real(...args);
+    };
+    await expect(runFleet(plan, { host: h })).rejects.toThrow('store gone');
+    expect(calls).toBe(25);
+    // close() ran (runFleet's finally): a second close has no worker left to stop.
+    await expect(h.close()).resolves.toBeUndefined();
+  });
+
   it('such a host runs one plan', async () => {
     const plan = planFleet({ windows: 3, days: 1, seed: 'thread-once' });
     const h = new InProcessFleetHost({ seed: plan.seed, start: plan.start, clientThread: true });
