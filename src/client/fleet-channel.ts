@@ -6,6 +6,7 @@
  * answers into outcomes. Progress is four counters the two wait on with Atomics (no messages).
  */
 
+import { prepareRequest, type RequestTemplate } from '../kms/exchange.js';
 import type { KmsRequestBody } from '../kms/messages.js';
 import { fileTimeFromMs } from '../wire/filetime.js';
 import { NIL_GUID } from '../wire/guid.js';
@@ -30,8 +31,21 @@ export interface FleetWorkerData {
   plan: Pick<FleetPlan, 'machines' | 'products'>;
 }
 
+/** A fleet machine's retry interval before a host has answered (minutes; VLActivationInterval's default). */
+export const FIRST_RETRY_MIN = 120;
+
+/** The request template of `req`'s machine, prepared on its first request (machine ids index `cache`). */
+export function templateFor(cache: (RequestTemplate | undefined)[], req: ExchangeRequest): RequestTemplate {
+  let t = cache[req.machine.id];
+  if (t === undefined) {
+    t = prepareRequest(requestBody(req));
+    cache[req.machine.id] = t;
+  }
+  return t;
+}
+
 /** A request's body for a fleet machine (the template its later requests patch). */
-export function requestBody(req: ExchangeRequest): KmsRequestBody {
+function requestBody(req: ExchangeRequest): KmsRequestBody {
   const { machine: m, product: p } = req;
   return {
     minorVersion: 0,
@@ -52,7 +66,7 @@ export function requestBody(req: ExchangeRequest): KmsRequestBody {
 
 export class FleetChannel {
   // ctrl indexes
-  /** Incremented by the host thread to start a batch (or to stop the worker, with SIZE -1). */
+  /** Incremented by the host thread to start a batch of SIZE requests. */
   static readonly BATCH = 0;
   static readonly SIZE = 1;
   /** Requests encoded, answered and verified so far in the batch. */
@@ -105,23 +119,19 @@ export class FleetChannel {
   }
 
   putRequest(i: number, stub: Uint8Array): void {
-    if (stub.length > SLOT) throw new RangeError(`request stub of ${stub.length} bytes > ${SLOT}`);
-    this.reqBytes.set(stub, i * SLOT);
-    this.reqLen[i] = stub.length;
+    putSlot(this.reqBytes, this.reqLen, i, stub, 'request');
   }
 
   request(i: number): Uint8Array {
-    return this.reqBytes.subarray(i * SLOT, i * SLOT + this.reqLen[i]!);
+    return slot(this.reqBytes, this.reqLen, i);
   }
 
   putResponse(i: number, stub: Uint8Array): void {
-    if (stub.length > SLOT) throw new RangeError(`response stub of ${stub.length} bytes > ${SLOT}`);
-    this.respBytes.set(stub, i * SLOT);
-    this.respLen[i] = stub.length;
+    putSlot(this.respBytes, this.respLen, i, stub, 'response');
   }
 
   response(i: number): Uint8Array {
-    return this.respBytes.subarray(i * SLOT, i * SLOT + this.respLen[i]!);
+    return slot(this.respBytes, this.respLen, i);
   }
 
   /** UTF-8 into text slot `slot`, cut at the slot's size. */
@@ -140,8 +150,14 @@ export class FleetChannel {
     // TextDecoder does not take views on shared memory: copy first.
     return new TextDecoder().decode(this.text.slice(slot * TEXT, slot * TEXT + n));
   }
+}
 
-  clearText(slot: number): void {
-    Atomics.store(this.textLen, slot, 0);
-  }
+function putSlot(bytes: Uint8Array, lens: Int32Array, i: number, stub: Uint8Array, what: string): void {
+  if (stub.length > SLOT) throw new RangeError(`${what} stub of ${stub.length} bytes > ${SLOT}`);
+  bytes.set(stub, i * SLOT);
+  lens[i] = stub.length;
+}
+
+function slot(bytes: Uint8Array, lens: Int32Array, i: number): Uint8Array {
+  return bytes.subarray(i * SLOT, i * SLOT + lens[i]!);
 }

@@ -10,7 +10,7 @@ import { ManualClock } from '../host/clock.js';
 import type { HostPolicy } from '../host/policy.js';
 import { SeededRandom } from '../host/random.js';
 import { KmsService } from '../host/service.js';
-import { ClientExchange, prepareRequest, type RequestTemplate } from '../kms/exchange.js';
+import { ClientExchange, type RequestTemplate } from '../kms/exchange.js';
 import { hresultHex } from '../kms/hresult.js';
 import { MemoryStore } from '../store/memory.js';
 import type { Store, StoreChange } from '../store/store.js';
@@ -19,10 +19,27 @@ import { fileTimeFromMs } from '../wire/filetime.js';
 import type { Guid } from '../wire/guid.js';
 import { type HostPort, KmsClient } from './client.js';
 import type { ExchangeOutcome, ExchangeRequest, FleetHost, FleetPlan } from './fleet.js';
-import { CAPACITY, FleetChannel, type FleetWorkerData, OUTCOME, requestBody } from './fleet-channel.js';
+import {
+  CAPACITY,
+  FIRST_RETRY_MIN,
+  FleetChannel,
+  type FleetWorkerData,
+  OUTCOME,
+  templateFor,
+} from './fleet-channel.js';
 
 function failure(error: string): ExchangeOutcome {
   return { count: null, activationInterval: 0, renewalInterval: 0, hresult: 0, error };
+}
+
+/** The host answered with an RPC fault in place of a response. */
+function faulted(status: number): ExchangeOutcome {
+  return failure(`FAULT: the host answered with an RPC fault, status ${hresultHex(status)}`);
+}
+
+/** The host answered with an error HRESULT and no count. */
+function refused(hresult: number): ExchangeOutcome {
+  return { count: null, activationInterval: 0, renewalInterval: 0, hresult, error: null };
 }
 
 /**
@@ -65,8 +82,6 @@ export interface InProcessHostOptions {
 
 /** How long the host thread waits for the client worker before it calls it stuck. */
 const WORKER_TIMEOUT_MS = 60_000;
-/** The fleet's retry interval before a host has answered (fleet.ts DEFAULT_ACTIVATION_INTERVAL_MIN). */
-const FIRST_RETRY_MIN = 120;
 
 /** KmsService in this process on a ManualClock; each request is a full NDR32 stub through handleCall. */
 export class InProcessFleetHost implements FleetHost {
@@ -227,16 +242,10 @@ export class InProcessFleetHost implements FleetHost {
           });
           break;
         case OUTCOME.REFUSED:
-          out.push({
-            count: null,
-            activationInterval: 0,
-            renewalInterval: 0,
-            hresult: o[at + 4]!,
-            error: null,
-          });
+          out.push(refused(o[at + 4]!));
           break;
         case OUTCOME.FAULT:
-          out.push(failure(`FAULT: the host answered with an RPC fault, status ${hresultHex(o[at + 4]!)}`));
+          out.push(faulted(o[at + 4]!));
           break;
         default:
           out.push(failure(ch.textAt(i)));
@@ -271,20 +280,14 @@ export class InProcessFleetHost implements FleetHost {
     this.clock.set(req.now);
     const conn = this.conn;
     conn.connectionId += 1;
-    let t = this.templates[req.machine.id];
-    if (!t) {
-      t = prepareRequest(requestBody(req));
-      this.templates[req.machine.id] = t;
-    }
+    const t = templateFor(this.templates, req);
     const x = this.client;
     x.encode(t, fileTimeFromMs(req.now), this.requestRandom, req.licenseStatus, req.bindingExpiration);
     const out = this.service.handleCall(x.requestStub('ndr32'), 'ndr32', conn);
-    if (out.kind === 'fault')
-      return failure(`FAULT: the host answered with an RPC fault, status ${hresultHex(out.status)}`);
+    if (out.kind === 'fault') return faulted(out.status);
     try {
       const r = x.verifyStub(out.stub, 'ndr32');
-      if (!r.answered)
-        return { count: null, activationInterval: 0, renewalInterval: 0, hresult: r.hresult, error: null };
+      if (!r.answered) return refused(r.hresult);
       this.seenEpid ??= r.epid();
       return {
         count: r.currentCount,

@@ -9,10 +9,10 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { SeededRandom } from '../host/random.js';
-import { ClientExchange, prepareRequest, type RequestTemplate } from '../kms/exchange.js';
+import { ClientExchange, type RequestTemplate } from '../kms/exchange.js';
 import { isProtocolError } from '../wire/errors.js';
 import { fileTimeFromMs } from '../wire/filetime.js';
-import { FleetChannel, type FleetWorkerData, LEAD, OUTCOME, RING, requestBody } from './fleet-channel.js';
+import { FleetChannel, type FleetWorkerData, LEAD, OUTCOME, RING, templateFor } from './fleet-channel.js';
 
 const data = workerData as FleetWorkerData;
 const ch = new FleetChannel(data.buffer);
@@ -29,14 +29,9 @@ function encode(i: number): void {
   const now = ch.desc[4 * i + 1]!;
   const licenseStatus = ch.desc[4 * i + 2]!;
   const bindingExpiration = ch.desc[4 * i + 3]!;
-  let t = templates[id];
-  if (t === undefined) {
-    const machine = machines[id]!;
-    t = prepareRequest(
-      requestBody({ machine, product: products[machine.kind], now, licenseStatus, bindingExpiration }),
-    );
-    templates[id] = t;
-  }
+  const machine = machines[id]!;
+  const req = { machine, product: products[machine.kind], now, licenseStatus, bindingExpiration };
+  const t = templateFor(templates, req);
   const x = exchanges[i % RING]!;
   x.encode(t, fileTimeFromMs(now), random, licenseStatus, bindingExpiration);
   ch.putRequest(i, x.requestStub('ndr32'));
@@ -75,7 +70,8 @@ function runBatch(n: number): void {
     const answered = Atomics.load(ctrl, FleetChannel.ANSWERED);
     // Request e uses exchanges[e % RING], last used by request e - RING: that one must be verified.
     const canEncode = encoded < n && encoded - verified < RING;
-    if (canEncode && encoded - answered < LEAD) {
+    // Keep the host fed first (LEAD ahead), then verify; encode further only with nothing to verify.
+    if (canEncode && (encoded - answered < LEAD || verified >= answered)) {
       encode(encoded++);
       Atomics.store(ctrl, FleetChannel.ENCODED, encoded);
       Atomics.notify(ctrl, FleetChannel.ENCODED);
@@ -85,10 +81,6 @@ function runBatch(n: number): void {
         Atomics.store(ctrl, FleetChannel.VERIFIED, verified);
         Atomics.notify(ctrl, FleetChannel.VERIFIED);
       }
-    } else if (canEncode) {
-      encode(encoded++);
-      Atomics.store(ctrl, FleetChannel.ENCODED, encoded);
-      Atomics.notify(ctrl, FleetChannel.ENCODED);
     } else {
       Atomics.wait(ctrl, FleetChannel.ANSWERED, answered);
     }
@@ -96,6 +88,7 @@ function runBatch(n: number): void {
 }
 
 parentPort?.postMessage('ready');
+// Batches until the host terminates this thread (InProcessFleetHost.close).
 let seen = 0;
 try {
   for (;;) {
@@ -103,9 +96,7 @@ try {
     const batch = Atomics.load(ch.ctrl, FleetChannel.BATCH);
     if (batch === seen) continue;
     seen = batch;
-    const n = Atomics.load(ch.ctrl, FleetChannel.SIZE);
-    if (n < 0) break; // the host closed
-    runBatch(n);
+    runBatch(Atomics.load(ch.ctrl, FleetChannel.SIZE));
   }
 } catch (e) {
   // The main thread is waiting on the channel: tell it, then let the error end this thread.
@@ -114,4 +105,3 @@ try {
   for (const k of [FleetChannel.ENCODED, FleetChannel.VERIFIED]) Atomics.notify(ch.ctrl, k);
   throw e;
 }
-parentPort?.close();

@@ -20,6 +20,7 @@ import { randomGuid, SeededRandom } from '../host/random.js';
 import { hresultHex } from '../kms/hresult.js';
 import type { KmsVersion } from '../kms/messages.js';
 import type { Guid } from '../wire/guid.js';
+import { FIRST_RETRY_MIN } from './fleet-channel.js';
 import { InProcessFleetHost } from './fleet-host.js';
 
 export type MachineKind = 'windows' | 'server' | 'office';
@@ -33,7 +34,6 @@ const ACTIVATION_VALIDITY_MS = 180 * DAY;
 /** Out-of-box grace a fresh volume installation has (spec f.6). */
 const GRACE_MS = 30 * DAY;
 /** The interval a client uses before it has heard any host (spec f.6 default). */
-const DEFAULT_ACTIVATION_INTERVAL_MIN = 120;
 
 /** LicenseStatus values a client sends (spec c.1). */
 const LICENSE = { UNLICENSED: 0, LICENSED: 1, OOB_GRACE: 2, NOTIFICATION: 5 } as const;
@@ -483,7 +483,7 @@ export async function runFleet(plan: FleetPlan, opts: RunFleetOptions = {}): Pro
     lastContact: null,
     requests: 0,
     errors: 0,
-    retryMinutes: DEFAULT_ACTIVATION_INTERVAL_MIN,
+    retryMinutes: FIRST_RETRY_MIN,
   }));
   const queue = new EventQueue();
   for (let i = 0; i < machines.length; i++) queue.push(machines[i]!.spec.arrive, i);
@@ -583,7 +583,6 @@ export async function runFleet(plan: FleetPlan, opts: RunFleetOptions = {}): Pro
     };
     const window = host.exchangeBatch !== undefined ? (host.batchWindowMs ?? 0) : 0;
     const batch: ExchangeRequest[] = [];
-    const batchMachines: MachineState[] = [];
 
     for (;;) {
       const t = queue.peekTime();
@@ -594,18 +593,15 @@ export async function runFleet(plan: FleetPlan, opts: RunFleetOptions = {}): Pro
         // they schedule comes at `until` or later (batchWindowMs), so the order is unchanged.
         const until = Math.min(t + window, boundary, end);
         batch.length = 0;
-        batchMachines.length = 0;
         while (queue.peekTime() < until) {
           const when = queue.peekTime();
           const m = machines[queue.pop()]!;
           const req = requestOf(m, when);
-          if (req === null) continue;
-          batch.push(req);
-          batchMachines.push(m);
+          if (req !== null) batch.push(req);
         }
         const outcomes = host.exchangeBatch!(batch);
         for (let i = 0; i < batch.length; i++) {
-          const m = batchMachines[i]!;
+          const m = machines[batch[i]!.machine.id]!;
           const next = settle(m, batch[i]!.now, outcomes[i]!);
           if (next < until) {
             throw new Error(
